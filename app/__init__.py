@@ -1,0 +1,1 @@
+"""DynaStream applications: the command line and the desktop GUI."""

@@ -1,0 +1,82 @@
+"""Typed detection results in original image coordinates (numpy only, no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    """What the detector found in one image.
+
+    Attributes:
+        boxes: ``[K, 4]`` float32 boxes ``x1, y1, x2, y2`` in original image pixels.
+        scores: ``[K]`` float32 confidences (objectness x class probability).
+        class_ids: ``[K]`` int64 class indices.
+        class_names: names of all classes, indexed by class id.
+        exit: 1 when the image left through the first detector, 2 through the second.
+        router_score: the router's easiness score in [0, 1] (high means easy).
+        threshold: the threshold the routing decision used (``score >= threshold`` exits at 1),
+            or ``None`` when the route was forced.
+        timings_ms: per-stage wall time, e.g. ``{"preprocess": .., "stage1": .., "exit1": .., "nms": ..}``.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    class_names: Sequence[str]
+    exit: int
+    router_score: float
+    threshold: float | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.boxes.ndim != 2 or self.boxes.shape[1] != 4:
+            raise ValueError(f"boxes must be [K, 4], got {self.boxes.shape}")
+        if not (len(self.boxes) == len(self.scores) == len(self.class_ids)):
+            raise ValueError("boxes, scores and class_ids must have the same length")
+        if self.exit not in (1, 2):
+            raise ValueError(f"exit must be 1 or 2, got {self.exit}")
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.class_names[int(c)] if 0 <= c < len(self.class_names) else str(int(c)) for c in self.class_ids]
+
+    @classmethod
+    def empty(cls, class_names: Sequence[str], exit: int = 1, router_score: float = 1.0) -> Detections:
+        return cls(
+            boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros((0,), np.float32),
+            class_ids=np.zeros((0,), np.int64),
+            class_names=class_names,
+            exit=exit,
+            router_score=router_score,
+        )
+
+    def filter_classes(self, keep: Sequence[str] | None) -> Detections:
+        """Only the detections whose label is in ``keep`` (all when ``keep`` is None)."""
+        if not keep:
+            return self
+        mask = np.array([label in set(keep) for label in self.labels], dtype=bool)
+        return Detections(
+            self.boxes[mask], self.scores[mask], self.class_ids[mask], self.class_names,
+            self.exit, self.router_score, self.threshold, dict(self.timings_ms),
+        )
+
+    def to_records(self) -> list[dict]:
+        """JSON-ready list of ``{"box", "score", "class", "label"}``."""
+        return [
+            {
+                "box": [round(float(v), 2) for v in box],
+                "score": round(float(score), 4),
+                "class": int(cid),
+                "label": label,
+            }
+            for box, score, cid, label in zip(self.boxes, self.scores, self.class_ids, self.labels)
+        ]

@@ -1,0 +1,56 @@
+"""Composite link (CBNet style) from backbone 1 into backbone 2: the CBLinear / CBFuse roles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CompositeLink(nn.Module):
+    """Projects backbone-1 stages and adds them into backbone 2 after each stage's transition.
+
+    Stage ``j`` of backbone 1 (one of ``stages``, ordered shallow to deep) is projected by a
+    1x1 conv with bias into one piece per target stage ``k <= j`` (every stage at its own
+    resolution or a finer one), with that target's channel count. At target ``k`` the pieces
+    from all sources ``j >= k`` are resized by nearest neighbour and summed with backbone 2's
+    features (dense higher-level composition).
+    """
+
+    def __init__(self, stages: Sequence[str], source_channels: Mapping[str, int],
+                 target_channels: Mapping[str, int]) -> None:
+        super().__init__()
+        self.stages = tuple(stages)
+        self.projections = nn.ModuleDict()
+        self.splits: dict[str, list[int]] = {}
+        for j, name in enumerate(self.stages):
+            split = [target_channels[target] for target in self.stages[: j + 1]]
+            self.splits[name] = split
+            self.projections[name] = nn.Conv2d(source_channels[name], sum(split), 1, bias=True)
+
+    def project(self, features: Mapping[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+        """For each target stage, the pieces aimed at it (one per source, shallow to deep)."""
+        pieces: dict[str, list[torch.Tensor]] = {name: [] for name in self.stages}
+        for name in self.stages:
+            parts = self.projections[name](features[name]).split(self.splits[name], dim=1)
+            for target, part in zip(self.stages, parts):
+                pieces[target].append(part)
+        return pieces
+
+    @staticmethod
+    def fuse_into(x: torch.Tensor, pieces: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``x + sum(resize(piece))``; ``x``: ``[N, C, H, W]``, pieces ``[N, C, h_i, w_i]``."""
+        size = x.shape[2:]
+        resized = [p if p.shape[2:] == size else F.interpolate(p, size=size, mode="nearest") for p in pieces]
+        return torch.stack([*resized, x]).sum(dim=0)
+
+    def hook(self, features: Mapping[str, torch.Tensor]):
+        """A backbone fuse hook that adds the projected ``features`` at the linked stages."""
+        pieces = self.project(features)
+
+        def fuse(stage: str, x: torch.Tensor) -> torch.Tensor:
+            return self.fuse_into(x, pieces[stage]) if stage in pieces else x
+
+        return fuse
