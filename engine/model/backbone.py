@@ -15,12 +15,11 @@ from engine.model.csp import ELAN, ConvDown, MaxPoolDown, PoolConvDown
 FuseHook = Callable[[str, torch.Tensor], torch.Tensor]
 
 
-def build_down(spec: DownSpec, in_channels: int, arch: ArchSpec, act: ActLayer, conv_in: int | None = None
-               ) -> nn.Module:
+def build_down(spec: DownSpec, in_channels: int, arch: ArchSpec, act: ActLayer) -> nn.Module:
     if spec.type == "conv":
         return ConvDown(in_channels, arch.channels(spec.channels), act)
     if spec.type == "pool_conv":
-        return PoolConvDown(in_channels, arch.channels(spec.channels), act, conv_in_channels=conv_in)
+        return PoolConvDown(in_channels, arch.channels(spec.channels), act)
     if spec.type == "maxpool":
         return MaxPoolDown(in_channels)
     return Passthrough(in_channels)
@@ -81,13 +80,10 @@ class Backbone(nn.Module):
             self.stem.append(ConvBNAct(channels, arch.channels(c), 3, 1, act_layer))
             channels = arch.channels(c)
         self.stages = nn.ModuleDict()
-        previous: int | None = None
         for spec in arch.backbone.stages:
-            conv_in = previous if spec.name in cross_stage_inputs else None
-            down = build_down(spec.down, channels, arch, act_layer, conv_in)
+            down = build_down(spec.down, channels, arch, act_layer)
             block = build_block(spec.block, down.out_channels, arch, act_layer)
             self.stages[spec.name] = Stage(down, block)
-            previous = channels
             channels = block.out_channels
         self.cross_stage_inputs = tuple(cross_stage_inputs)
         self.out_channels = {name: stage.out_channels for name, stage in self.stages.items()}

@@ -42,14 +42,14 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A convolution with a bias that computes ``bn(conv(x))`` in eval mode."""
     fused = nn.Conv2d(
         conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-        groups=conv.groups, bias=True,
+        groups=conv.groups, bias=True, device=conv.weight.device, dtype=conv.weight.dtype,
     )
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # [C_out]
     conv_bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     with torch.no_grad():
         fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
         fused.bias.copy_((conv_bias - bn.running_mean) * scale + bn.bias)
-    return fused.to(conv.weight.device)
+    return fused
 
 
 class ConvBNAct(nn.Module):
@@ -119,10 +119,8 @@ class RepConv(nn.Module):
             dense.bias += pointwise.bias
             if self.identity is not None:
                 channels = self.identity.num_features
-                eye = torch.zeros(channels, channels, 1, 1, device=dense.weight.device)
-                eye[torch.arange(channels), torch.arange(channels)] = 1.0
-                ident_conv = nn.Conv2d(channels, channels, 1, bias=False).to(dense.weight.device)
-                ident_conv.weight.copy_(eye)
+                ident_conv = nn.Conv2d(channels, channels, 1, bias=False, device=dense.weight.device)
+                ident_conv.weight.copy_(torch.eye(channels, device=dense.weight.device).view(channels, channels, 1, 1))
                 ident = fuse_conv_bn(ident_conv, self.identity)
                 dense.weight += F.pad(ident.weight, [1, 1, 1, 1])
                 dense.bias += ident.bias

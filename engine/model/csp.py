@@ -58,18 +58,18 @@ class ELAN(nn.Module):
 class PoolConvDown(nn.Module):
     """YOLOv7 "MP" transition: ``cat[conv3x3/2(conv1x1(x)), conv1x1(maxpool(x))]``, 2x channels.
 
-    ``forward`` accepts a separate input for the strided-conv branch because one published
-    architecture (Dy-YOLOv7-X) feeds that branch of its second backbone from the first one.
+    ``forward`` accepts a separate input (of the same shape) for the strided-conv branch because
+    one published architecture (Dy-YOLOv7-X) feeds that branch of its second backbone from the
+    first backbone.
     """
 
     def __init__(
-        self, in_channels: int, channels: int, act_layer: ActLayer = silu, norm_layer: NormLayer = batch_norm,
-        conv_in_channels: int | None = None,
+        self, in_channels: int, channels: int, act_layer: ActLayer = silu, norm_layer: NormLayer = batch_norm
     ) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(2, 2)
         self.pool_proj = ConvBNAct(in_channels, channels, 1, 1, act_layer, norm_layer)
-        self.reduce = ConvBNAct(conv_in_channels or in_channels, channels, 1, 1, act_layer, norm_layer)
+        self.reduce = ConvBNAct(in_channels, channels, 1, 1, act_layer, norm_layer)
         self.down = ConvBNAct(channels, channels, 3, 2, act_layer, norm_layer)
         self.out_channels = 2 * channels
 

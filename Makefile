@@ -1,0 +1,38 @@
+# Two entry points: `make demo` (set up, then run the bundled model on the bundled demo) and
+# `make test` (set up, then run the test suite). Each creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch comes from the wheels on this machine kind; a plain `pip install torch` could pull a
+# multi-gigabyte CUDA build from the registry instead.
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	mkdir -p runs
+	$(PY) main.py detect --source assets/demo.jpg --out runs/demo.jpg
+	@echo "annotated image: runs/demo.jpg"
+
+test: setup
+	bash scripts/install_system_deps.sh
+	$(PY) -m ruff check .
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
+
+bench: setup
+	$(PY) scripts/bench_model.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

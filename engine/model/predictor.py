@@ -1,0 +1,95 @@
+"""Images in, :class:`Detections` out: letterbox, stage 1, per-sample routing, exits, NMS."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+
+from engine.detections import Detections
+from engine.model.backends import StagedBackend
+from engine.model.postprocess import Letterbox, letterbox, letterbox_shape, nms, to_tensor
+
+Route = Literal["auto", "first", "second"]
+
+
+class Predictor:
+    """Runs a staged backend on RGB images and returns detections in original pixels.
+
+    Args:
+        backend: any :class:`StagedBackend` (PyTorch, ONNX Runtime).
+        class_names: names indexed by class id.
+        imgsz: longer side of the network input; sides are padded to a multiple of ``stride``.
+    """
+
+    def __init__(self, backend: StagedBackend, class_names: Sequence[str], imgsz: int = 640,
+                 conf_threshold: float = 0.25, iou_threshold: float = 0.45, max_detections: int = 300,
+                 stride: int = 32) -> None:
+        self.backend = backend
+        self.class_names = tuple(class_names)
+        self.imgsz = imgsz
+        self.conf_threshold = conf_threshold
+        self.iou_threshold = iou_threshold
+        self.max_detections = max_detections
+        self.stride = stride
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
+        h, w = images[0].shape[:2]
+        in_w, in_h, _ = letterbox_shape(w, h, self.imgsz, self.stride)
+        boxed = [letterbox(img, self.imgsz, self.stride, out_shape=(in_w, in_h)) for img in images]
+        return to_tensor([b[0] for b in boxed]).numpy(), [b[1] for b in boxed]
+
+    def predict(self, images: Sequence[np.ndarray], threshold: float = 0.5, route: Route = "auto"
+                ) -> list[Detections]:
+        """Detect objects in H x W x 3 uint8 RGB images.
+
+        Images whose router score is ``>= threshold`` leave at exit 1, the others at exit 2
+        (``route`` forces one exit for all). Each result carries its per-stage timings (ms);
+        stage timings of a batch are shared by its images.
+        """
+        if not images:
+            return []
+        t0 = time.perf_counter()
+        batch, boxes = self.preprocess(images)
+        t1 = time.perf_counter()
+        state, scores = self.backend.stage1(batch)
+        t2 = time.perf_counter()
+        if route == "first":
+            second = np.zeros(len(images), bool)
+        elif route == "second":
+            second = np.ones(len(images), bool)
+        else:
+            second = scores < threshold
+        predictions: list[torch.Tensor | None] = [None] * len(images)
+        exit_ms = {}
+        for exit_id, mask in ((1, ~second), (2, second)):
+            index = np.flatnonzero(mask)
+            if not len(index):
+                continue
+            start = time.perf_counter()
+            run = self.backend.exit1 if exit_id == 1 else self.backend.exit2
+            out = run(state, index)
+            exit_ms[exit_id] = (time.perf_counter() - start) * 1000
+            for row, i in enumerate(index):
+                predictions[i] = out[row:row + 1]
+        t3 = time.perf_counter()
+        kept = [nms(p, self.conf_threshold, self.iou_threshold, self.max_detections)[0] for p in predictions]
+        t4 = time.perf_counter()
+        used = None if route != "auto" else float(threshold)
+        results = []
+        for i, (det, box) in enumerate(zip(kept, boxes)):
+            exit_id = 2 if second[i] else 1
+            timings = {
+                "preprocess": (t1 - t0) * 1000, "stage1": (t2 - t1) * 1000,
+                f"exit{exit_id}": exit_ms[exit_id], "nms": (t4 - t3) * 1000, "total": (t4 - t0) * 1000,
+            }
+            det = det.numpy()
+            results.append(Detections(
+                boxes=box.to_original(det[:, :4]), scores=det[:, 4].astype(np.float32),
+                class_ids=det[:, 5].astype(np.int64), class_names=self.class_names,
+                exit=exit_id, router_score=float(scores[i]), threshold=used, timings_ms=timings,
+            ))
+        return results

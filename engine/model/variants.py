@@ -1,0 +1,22 @@
+"""Named model variants: small factories over the architecture files (timm-style)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from engine.model.arch import ArchSpec, load_arch
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
+
+
+def arch_by_name(name: str, **overrides: object) -> ArchSpec:
+    """One of ``configs/models/<name>.yaml`` with top-level keys replaced (width_multiple, ...)."""
+    return replace(load_arch(CONFIG_DIR / f"{name}.yaml"), **overrides)
+
+
+def test_variant(num_classes: int = 3, input_size: int = 64) -> ArchSpec:
+    """A deliberately tiny dynamic detector for fast CPU tests (a few thousand parameters)."""
+    names = tuple(f"c{i}" for i in range(num_classes))
+    return arch_by_name("dy-yolov7-tiny", width_multiple=0.125, num_classes=num_classes, class_names=names,
+                        input_size=input_size)

@@ -1,0 +1,27 @@
+"""Building tiny models with every parameter and buffer randomised (so every part matters)."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.model.build import build_dynamic_detector
+from engine.model.detector import DynamicDetector
+from engine.model.variants import test_variant
+
+
+def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not tensor.is_floating_point() or name.endswith("anchors"):
+                continue
+            if name.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+            else:
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.3)
+    return model
+
+
+def tiny_model(seed: int = 0, **overrides) -> DynamicDetector:
+    torch.manual_seed(seed)
+    return randomise(build_dynamic_detector(test_variant(**overrides)), seed).eval()
