@@ -27,7 +27,7 @@ def draw_detections(image: np.ndarray, det: Detections, badge: bool = True, late
     scale = max(0.35, min(out.shape[:2]) / 900)
     thickness = max(1, round(scale * 2))
     for box, score, cid, label in zip(det.boxes, det.scores, det.class_ids, det.labels):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
         color = class_color(int(cid))
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
         text = f"{label} {score:.2f}"

@@ -60,7 +60,7 @@ def letterbox(image: np.ndarray, imgsz: int, stride: int = 32, square: bool = Fa
     resized = image if (new_w, new_h) == (w, h) else cv2.resize(
         image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     pad_x, pad_y = (in_w - new_w) / 2, (in_h - new_h) / 2
-    left, top = int(round(pad_x - 0.1)), int(round(pad_y - 0.1))
+    left, top = round(pad_x - 0.1), round(pad_y - 0.1)
     canvas = np.full((in_h, in_w, 3), PAD_VALUE, dtype=np.uint8)
     canvas[top:top + new_h, left:left + new_w] = resized
     return canvas, Letterbox(scale, left, top, w, h, in_w, in_h)
