@@ -10,11 +10,14 @@ from engine.model.complexity import exit_gflops
 from engine.model.variants import arch_by_name
 
 
-@pytest.mark.parametrize("name, imgsz, exit1, exit2", [
-    ("dy-yolov7", 640, 104.5, 181.7),
-    ("dy-yolov7x", 640, 189.7, 307.6),
-    ("dy-yolov7-w6", 1280, 359.7, 601.7),
-])
+@pytest.mark.parametrize(
+    "name, imgsz, exit1, exit2",
+    [
+        ("dy-yolov7", 640, 104.5, 181.7),
+        ("dy-yolov7x", 640, 189.7, 307.6),
+        ("dy-yolov7-w6", 1280, 359.7, 601.7),
+    ],
+)
 def test_exit_gflops_match_reference(name, imgsz, exit1, exit2):
     with torch.device("meta"):
         model = build_dynamic_detector(arch_by_name(name))

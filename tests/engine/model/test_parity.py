@@ -56,14 +56,25 @@ def test_full_size_manifest_maps_one_to_one(reference_dir):
             assert int(np.prod(reference[ref_name])) == ours[our_name].numel()
         else:
             assert reference[ref_name] == tuple(ours[our_name].shape), ref_name
-    assert sum(int(np.prod(s)) for n, s in manifest["state_dict"] if not n.endswith(
-        ("running_mean", "running_var", "num_batches_tracked", "anchors", "anchor_grid"))) == manifest["params"]
+    assert (
+        sum(
+            int(np.prod(s))
+            for n, s in manifest["state_dict"]
+            if not n.endswith(("running_mean", "running_var", "num_batches_tracked", "anchors", "anchor_grid"))
+        )
+        == manifest["params"]
+    )
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("dy-yolov7-step1", "dy-yolov7"), ("dy-yolov7-step2", "dy-yolov7"),
-    ("dy-yolov7x-step2", "dy-yolov7x"), ("dy-yolov7-w6-step2", "dy-yolov7-w6"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("dy-yolov7-step1", "dy-yolov7"),
+        ("dy-yolov7-step2", "dy-yolov7"),
+        ("dy-yolov7x-step2", "dy-yolov7x"),
+        ("dy-yolov7-w6-step2", "dy-yolov7-w6"),
+    ],
+)
 def test_reference_yaml_is_recognised(reference_dir, name, expected):
     arch = arch_from_reference_yaml(reference_dir / "configs" / f"{name}.yaml")
     assert arch.name == expected

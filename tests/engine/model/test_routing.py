@@ -28,12 +28,12 @@ def test_mixed_batch_matches_single_samples():
     assert sorted(batch.exits.tolist()) == [1, 1, 2, 2]
     for i in range(4):
         with torch.no_grad():
-            alone = model(x[i:i + 1], threshold=threshold)
+            alone = model(x[i : i + 1], threshold=threshold)
         assert alone.exits.item() == batch.exits[i].item()
         # Batched convolutions may round differently from single ones (last float bits only).
         assert abs(alone.scores.item() - batch.scores[i].item()) < 1e-6
         torch.testing.assert_close(alone.predictions[0], batch.predictions[i], rtol=1e-5, atol=1e-4)
-        expected = model.predict_exit(x[i:i + 1], int(batch.exits[i]))
+        expected = model.predict_exit(x[i : i + 1], int(batch.exits[i]))
         torch.testing.assert_close(expected[0], batch.predictions[i], rtol=1e-5, atol=1e-4)
 
 
@@ -49,8 +49,9 @@ def test_forced_routes_and_exit_order():
 
 def test_predictor_routes_per_image_and_maps_boxes_back():
     model = tiny_model()
-    images = [(np.random.default_rng(i).random((50 + 10 * i, 80, 3)) * 255 * (i + 1) / 4).astype(np.uint8)
-              for i in range(4)]
+    images = [
+        (np.random.default_rng(i).random((50 + 10 * i, 80, 3)) * 255 * (i + 1) / 4).astype(np.uint8) for i in range(4)
+    ]
     predictor = Predictor(TorchBackend(model), model.class_names, imgsz=64, conf_threshold=0.0)
     alone = [predictor.predict([img], threshold=0.5)[0] for img in images]
     threshold = float(np.median([d.router_score for d in alone]))

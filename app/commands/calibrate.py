@@ -1,0 +1,47 @@
+"""`calibrate`: router thresholds at 0, 10, ..., 100 % second-exit shares and exit latencies, stored in the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from app.commands.data_args import add_data_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("calibrate", help="measure router thresholds and exit costs; store them")
+    add_data_arguments(parser)
+    parser.add_argument("--out", help="write the calibrated model here (default: update --weights in place)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.commands.common import default_weights
+    from engine.errors import UserError
+    from engine.model.checkpoint import load_detector, save_model
+    from engine.train.calibrate import calibrate
+
+    weights = args.weights or default_weights()
+    model = load_detector(weights)
+    imgsz = args.imgsz or model.input_size
+    if imgsz % 32 or imgsz <= 0:
+        raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+    dataset, batches = open_eval_data_checked(args, imgsz, model)
+    model.calibration = calibrate(model, batches, imgsz, max_images=args.max_images)
+    out = save_model(args.out or weights, model) if (args.out or str(weights).endswith(".safetensors")) else None
+    c = model.calibration
+    print(json.dumps({"images": min(len(dataset), args.max_images or len(dataset)), "saved_to": str(out),
+                      "exit1_ms": c.exit1_ms, "exit2_ms": c.exit2_ms,
+                      "thresholds": dict(zip([f"{p:.0%}" for p in c.second_fractions],
+                                             [round(t, 5) for t in c.thresholds]))}))
+    return 0
+
+
+def open_eval_data_checked(args: argparse.Namespace, imgsz: int, model):
+    from app.commands.data_args import open_eval_data
+    from engine.errors import UserError
+
+    dataset, batches = open_eval_data(args, imgsz)
+    if tuple(dataset.names) != tuple(model.class_names):
+        raise UserError(f"dataset classes {list(dataset.names)} differ from the model's {list(model.class_names)}")
+    return dataset, batches

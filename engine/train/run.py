@@ -1,0 +1,126 @@
+"""Wiring for a training run: datasets, model, loss, the two phases, calibration, final files."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from engine.data.augment import AugmentConfig
+from engine.data.collate import collate_detections
+from engine.data.datasets import DetectionDataset
+from engine.errors import ConfigError
+from engine.losses.detection_loss import DetectionLoss
+from engine.losses.router_loss import RouterLoss
+from engine.model.arch import ArchSpec, load_arch
+from engine.model.build import build_dynamic_detector
+from engine.model.checkpoint import load_detector, save_model
+from engine.model.detector import DynamicDetector
+from engine.model.variants import CONFIG_DIR
+from engine.train.calibrate import calibrate
+from engine.train.config import TrainConfig
+from engine.train.evaluate import coco_map, run_validation
+from engine.train.loop import Trainer
+from engine.train.phases import DetectorsPhase, RouterPhase
+from engine.train.plots import plot_training
+
+logger = logging.getLogger(__name__)
+
+
+def open_datasets(cfg: TrainConfig) -> tuple[DetectionDataset, DetectionDataset]:
+    """Train (augmented) and validation datasets from a YOLO data.yaml or a COCO folder."""
+    path = Path(cfg.data.path)
+    augment = AugmentConfig(hsv_h=cfg.data.hsv_h, hsv_s=cfg.data.hsv_s, hsv_v=cfg.data.hsv_v,
+                            translate=cfg.data.translate, scale=cfg.data.scale, fliplr=cfg.data.fliplr,
+                            mosaic=cfg.data.mosaic)
+    imgsz = cfg.data.imgsz
+    if path.suffix in (".yaml", ".yml"):
+        train = DetectionDataset.from_yolo(path, "train", imgsz, augment, seed=cfg.seed)
+        val = DetectionDataset.from_yolo(path, "val", imgsz, None)
+    elif (path / "annotations").is_dir():
+        train = DetectionDataset.from_coco(path / "images" / "train", path / "annotations" / "instances_train.json",
+                                           imgsz, augment, seed=cfg.seed)
+        val = DetectionDataset.from_coco(path / "images" / "val", path / "annotations" / "instances_val.json",
+                                         imgsz, None)
+    else:
+        raise ConfigError(f"data.path: expected a YOLO data.yaml or a COCO folder with annotations/, got {path}")
+    return train, val
+
+
+def loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, workers: int) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                      collate_fn=collate_detections, drop_last=shuffle and len(dataset) >= batch_size,
+                      persistent_workers=workers > 0)
+
+
+def build_model(cfg: TrainConfig, dataset: DetectionDataset) -> DynamicDetector:
+    if cfg.model.init_weights:
+        model = load_detector(cfg.model.init_weights)
+        if model.class_names != dataset.names:
+            raise ConfigError(f"model.init_weights classes {model.class_names} differ from the dataset's")
+        return model.train()
+    path = Path(cfg.model.arch)
+    arch = load_arch(path if path.suffix in (".yaml", ".yml") else CONFIG_DIR / f"{cfg.model.arch}.yaml")
+    overrides = {k: v for k, v in (("width_multiple", cfg.model.width_multiple),
+                                   ("depth_multiple", cfg.model.depth_multiple)) if v is not None}
+    arch: ArchSpec = replace(arch, num_classes=dataset.num_classes, class_names=tuple(dataset.names),
+                             input_size=cfg.data.imgsz, **overrides)
+    return build_dynamic_detector(arch)
+
+
+def make_evaluator(val_loader: DataLoader, num_classes: int, max_images: int):
+    def evaluate(model: DynamicDetector) -> dict[str, float]:
+        run = run_validation(model, val_loader, max_images)
+        first = coco_map(run.first, run.truth, num_classes)
+        second = coco_map(run.second, run.truth, num_classes)
+        return {"val_map_exit1": first["map"], "val_map50_exit1": first["map50"],
+                "val_map_exit2": second["map"], "val_map50_exit2": second["map50"]}
+
+    return evaluate
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Run both phases, calibrate, and write ``<output_dir>/<name>/model.safetensors``."""
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    train_set, val_set = open_datasets(cfg)
+    logger.info("data: %d training and %d validation images, %d classes", len(train_set), len(val_set),
+                train_set.num_classes)
+    model = build_model(cfg, train_set)
+    out = Path(cfg.output_dir) / cfg.name
+    val_loader = loader(val_set, 16, False, 0)
+    evaluator = make_evaluator(val_loader, train_set.num_classes, cfg.data.max_val_images)
+    trainer = Trainer(model, loader(train_set, cfg.detectors.batch_size, True, cfg.data.workers), out,
+                      evaluator, cfg.ema_decay, device, cfg.eval_every)
+    state = trainer.load_resume(out / "last.pt") if resume and (out / "last.pt").exists() else None
+    det_loss = DetectionLoss.from_head(model.first.head, box_gain=cfg.loss.box, obj_gain=cfg.loss.obj,
+                                       cls_gain=cfg.loss.cls, anchor_t=cfg.loss.anchor_threshold,
+                                       image_size=cfg.data.imgsz)
+    router_loss = RouterLoss(cfg.loss.router_median_window)
+    if state is not None and "router_loss" in state:
+        router_loss.load_state_dict(state["router_loss"])
+    if state is None or state["phase"] == "detectors":
+        trainer.run(DetectorsPhase(det_loss), cfg.detectors, state)
+        state = None
+    # Phase 2 starts from the averaged detectors, which validate better than the raw weights.
+    if state is None:
+        model.load_state_dict(trainer.ema.module.state_dict())
+        trainer.ema.updates = 0
+    trainer.loader = loader(train_set, cfg.router.batch_size, True, cfg.data.workers)
+    trainer.run(RouterPhase(det_loss, router_loss), cfg.router, state)
+    final = trainer.ema.module
+    final.calibration = calibrate(final, val_loader, cfg.data.imgsz, max_images=cfg.data.max_val_images)
+    path = save_model(out / "model.safetensors", final)
+    if trainer.history:
+        plot_training(trainer.history, out / "training.png")
+    logger.info("model written to %s", path)
+    return path
