@@ -37,10 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # Long jobs report progress through these; the runtime's per-connection chatter stays quiet.
+        for name in ("engine.train", "engine.runtime.capture"):
+            logging.getLogger(name).setLevel(logging.INFO)
     if args.command is None:
         if "gui" in parser._subparsers._group_actions[0].choices:  # no subcommand: open the GUI
             args = parser.parse_args(["gui", *(argv or [])])

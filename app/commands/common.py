@@ -52,3 +52,39 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
 def check_positive(name: str, value: float | None) -> None:
     if value is not None and value <= 0:
         raise UserError(f"{name} must be positive, got {value}")
+
+
+def add_model_arguments(parser) -> None:
+    """--weights/--config/--backend/--imgsz/--conf/--iou/--threads, shared by the streaming commands."""
+    parser.add_argument("--weights", help="model file (default: the bundled model)")
+    parser.add_argument("--config", help="architecture YAML for reference checkpoints (ours or theirs)")
+    parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto",
+                        help="inference backend (auto: ONNX Runtime on CPU, PyTorch on CUDA)")
+    parser.add_argument("--imgsz", type=int, help="network input size (default: the model's)")
+    parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
+    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    parser.add_argument("--threads", type=int, help="inference threads (default: backend's choice)")
+
+
+def load_predictor(args):
+    """The model and a predictor on the chosen backend, with every option checked first."""
+    from engine.model import backends
+    from engine.model.checkpoint import load_detector
+    from engine.model.predictor import Predictor
+
+    for name in ("conf", "iou"):
+        value = getattr(args, name)
+        if not 0 <= value <= 1:
+            raise UserError(f"--{name} must be between 0 and 1, got {value}")
+    check_positive("--threads", args.threads)
+    weights = Path(args.weights) if args.weights else default_weights()
+    model = load_detector(weights, resolve_config(args.config))
+    imgsz = args.imgsz or model.input_size
+    if imgsz <= 0 or imgsz % 32:
+        raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+    calibration = model.calibration
+    if hasattr(backends, "make_backend"):
+        backend = backends.make_backend(model, args.backend, threads=args.threads, weights_path=weights)
+    else:
+        backend = backends.TorchBackend(model)
+    return Predictor(backend, model.class_names, imgsz, args.conf, args.iou), model.class_names, calibration

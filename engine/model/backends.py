@@ -8,12 +8,19 @@ Stage 1's state holds whatever the exits need, so backbone 1 never runs twice.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from engine.errors import UserError
 from engine.model.detector import DynamicDetector, Stage1Output
+
+logger = logging.getLogger(__name__)
+
+BACKEND_NAMES = ("auto", "torch", "onnxruntime")
 
 
 class StagedBackend(Protocol):
@@ -61,3 +68,34 @@ def _subset(state: Stage1Output, index: np.ndarray | None) -> Stage1Output:
     if index is None or len(index) == len(state.scores):
         return state
     return state.select(torch.as_tensor(index, dtype=torch.long, device=state.scores.device))
+
+
+def make_backend(model: DynamicDetector, name: str = "auto", threads: int | None = None,
+                 weights_path: Path | None = None) -> StagedBackend:
+    """The staged backend called ``name`` for ``model``.
+
+    Args:
+        model: the detector; PyTorch fuses it in place, ONNX Runtime exports a fused copy.
+        name: ``torch``, ``onnxruntime``, or ``auto``: ONNX Runtime on CPU, PyTorch when CUDA is
+            available.
+        threads: compute threads (ONNX Runtime: per session; PyTorch: its process-wide pool).
+        weights_path: the file the weights came from; ONNX Runtime caches its export beside it.
+
+    Raises:
+        UserError: an unknown backend name or a thread count below 1.
+    """
+    if name not in BACKEND_NAMES:
+        raise UserError(f"unknown backend {name!r} (choose one of: {', '.join(BACKEND_NAMES)})")
+    if threads is not None and threads < 1:
+        raise UserError(f"threads must be at least 1, got {threads}")
+    cuda = torch.cuda.is_available()
+    if name == "auto":
+        name = "torch" if cuda else "onnxruntime"
+    logger.info("inference backend: %s", name)
+    if name == "onnxruntime":
+        from engine.model.onnx_backend import OnnxBackend  # loads onnxruntime only when chosen
+
+        return OnnxBackend.from_model(model, weights_path, threads)
+    if threads is not None:
+        torch.set_num_threads(threads)  # PyTorch has one intra-op pool per process
+    return TorchBackend(model, device="cuda" if cuda else "cpu")

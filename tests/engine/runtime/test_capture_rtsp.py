@@ -10,8 +10,8 @@ import pytest
 from engine.errors import SourceError
 from engine.runtime.capture import Capture, probe_source
 from engine.runtime.queues import DropPolicy, StreamEnd
-from tests.engine.runtime.conftest import RtspServer, free_port
 from tests.support.media import drain
+from tests.support.servers import RtspServer, free_port
 
 # A hung capture or server must fail the test, not stall the whole run.
 pytestmark = pytest.mark.timeout(60)

@@ -1,0 +1,231 @@
+"""`run`: the headless streaming pipeline — detect, record, log events, serve metrics; one JSON summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+
+from app.commands.common import add_model_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="run the detector on a video file, camera or stream")
+    parser.add_argument("--source", help="file, image folder, camera index, rtsp:// or http(s):// URL "
+                                          "(default: the bundled demo video)")
+    add_model_arguments(parser)
+    routing = parser.add_mutually_exclusive_group()
+    routing.add_argument("--target-fps", type=float, help="hold this processing rate (the controller)")
+    routing.add_argument("--threshold", type=float, help="fixed router threshold: score >= T leaves at exit 1")
+    routing.add_argument("--second-fraction", type=float, help="send this calibrated share to exit 2")
+    routing.add_argument("--route", choices=["first", "second"], help="force one exit")
+    parser.add_argument("--record", help="write the annotated video here (.mp4 or .mkv; crash-safe)")
+    parser.add_argument("--events", help="write one JSON line per processed frame here")
+    parser.add_argument("--realtime", action="store_true", help="play files at their native rate (live mode)")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--max-frames", type=int, help="stop after processing this many frames")
+    parser.add_argument("--max-reconnects", type=int, help="give up after this many failed reconnects in a row "
+                                                           "(default: unlimited for live sources)")
+    parser.add_argument("--stall-timeout", type=float, default=5.0, help="seconds without a frame before "
+                                                                         "reconnecting (live sources)")
+    parser.add_argument("--classes", help="comma-separated class names to keep, e.g. circle,star")
+    parser.add_argument("--snapshot-dir", help="save an annotated JPEG when a watched class appears")
+    parser.add_argument("--snapshot-cooldown", type=float, default=10.0, help="seconds between snapshots")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def routing_mode(args: argparse.Namespace, calibration):
+    from engine.runtime.routing import RoutingMode
+
+    if args.target_fps is not None:
+        return RoutingMode("target_fps", args.target_fps)
+    if args.threshold is not None:
+        return RoutingMode("threshold", args.threshold)
+    if args.second_fraction is not None:
+        return RoutingMode("second_fraction", args.second_fraction)
+    if args.route:
+        return RoutingMode(args.route)
+    # Default: half the frames to exit 2 when calibrated, else the reference threshold.
+    return RoutingMode("second_fraction", 0.5) if calibration else RoutingMode("threshold", 0.5)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    from engine.errors import UserError
+
+    for name in ("duration", "stall_timeout", "snapshot_cooldown", "max_frames"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.max_reconnects is not None and args.max_reconnects < 0:
+        raise UserError(f"--max-reconnects must be >= 0, got {args.max_reconnects}")
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise UserError(f"--metrics-port must be a TCP port (1-65535), got {args.metrics_port}")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Signals are caught from the start: loading the model takes seconds, and a Ctrl-C during
+    # that time must still end with a summary and exit 0, not a traceback.
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(args, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace, stop: threading.Event) -> int:
+    from app.commands.common import DEFAULT_VIDEO, load_predictor
+    from engine.runtime.pipeline import Pipeline, PipelineConfig
+    from engine.runtime.sources import parse_source
+
+    check_arguments(args)
+    source = args.source if args.source is not None else str(DEFAULT_VIDEO)
+    spec = parse_source(source)  # fails fast, with one line, on sources that cannot exist
+    info = None if spec.is_live else _probe(source)
+    predictor, names, calibration = load_predictor(args)
+    classes = tuple(c.strip() for c in (args.classes or "").split(",") if c.strip())
+    _check_classes(classes, names)
+    mode = routing_mode(args, calibration)
+    config = PipelineConfig(source=source, mode=mode, realtime=args.realtime, record=args.record, classes=classes,
+                            stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
+    sinks = _open_sinks(args, classes)
+    pipeline = Pipeline(config, predictor, calibration)
+    return StreamingRun(pipeline, sinks, args, info, spec.display, stop).execute()
+
+
+def _probe(source: str):
+    from engine.runtime.capture import probe_source
+
+    return probe_source(source)
+
+
+def _check_classes(classes: tuple[str, ...], names) -> None:
+    from engine.errors import UserError
+
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise UserError(f"--classes: unknown class {unknown[0]!r} (the model knows: {', '.join(names)})")
+
+
+def _open_sinks(args: argparse.Namespace, classes: tuple[str, ...]) -> dict:
+    from engine.runtime.sinks import EventLog, Metrics, SnapshotSaver
+
+    sinks = {}
+    if args.events:
+        sinks["events"] = EventLog(args.events, classes)
+    if args.snapshot_dir:
+        sinks["snapshots"] = SnapshotSaver(args.snapshot_dir, classes, args.snapshot_cooldown)
+    if args.metrics_port:
+        sinks["metrics"] = Metrics(args.metrics_port)
+    return sinks
+
+
+class StreamingRun:
+    """The CLI's consumer loop: reads results until the stream ends or a limit or signal stops it."""
+
+    def __init__(self, pipeline, sinks: dict, args: argparse.Namespace, info, display: str,
+                 stop_signal: threading.Event) -> None:
+        self.pipeline = pipeline
+        self.sinks = sinks
+        self.args = args
+        self.info = info
+        self.display = display
+        self.stop_signal = stop_signal
+        self.processed = 0  # results this consumer handled (the engine may have run a few more)
+        self.second_exits = 0
+
+    def execute(self) -> int:
+        from engine.errors import UserError
+
+        bar = self._progress_bar()
+        reason, error = "eof", None
+        start = time.perf_counter()
+        try:
+            self.pipeline.start()
+            reason, error = self._consume(bar, start)
+        finally:
+            ok = self.pipeline.shutdown(timeout=10.0)
+            if bar is not None:
+                bar.close()
+            for sink in self.sinks.values():
+                sink.close()
+        elapsed = time.perf_counter() - start
+        print(json.dumps(self._summary(reason, elapsed)), flush=True)
+        if not ok:
+            print("warning: a worker did not stop in time; the recording may be incomplete", file=sys.stderr)
+        if error:
+            raise UserError(error)
+        return 0
+
+    def _consume(self, bar, start: float) -> tuple[str, str | None]:
+        from engine.runtime.queues import StreamEnd, get_item
+
+        while True:
+            if self.stop_signal.is_set():
+                return "signal", None
+            if self.args.duration and time.perf_counter() - start >= self.args.duration:
+                return "duration", None
+            item = get_item(self.pipeline.results, 0.1)
+            if item is None:
+                continue
+            if isinstance(item, StreamEnd):
+                if item.reason == "failed":
+                    error = self.pipeline.capture.stats.last_error or self.pipeline.engine.stats.error
+                    return "error", f"{self.display}: {error or 'stream failed'}"
+                return "eof", None
+            self.processed += 1
+            self.second_exits += item.detections.exit == 2
+            self._handle(item, bar)
+            if self.args.max_frames and self.processed >= self.args.max_frames:
+                return "max_frames", None
+
+    def _handle(self, result, bar) -> None:
+        if "events" in self.sinks:
+            self.sinks["events"].write(result)
+        if "snapshots" in self.sinks:
+            self.sinks["snapshots"].offer(result)
+        stats = None
+        if "metrics" in self.sinks or bar is not None:
+            stats = self.pipeline.stats
+        if "metrics" in self.sinks:
+            self.sinks["metrics"].update(result, stats)
+        if bar is not None:
+            bar.update(1)
+            engine = stats.engine
+            bar.set_postfix({"fps": f"{engine.processing_fps:.1f}", "exit2": f"{engine.second_exit_fraction:.0%}",
+                             "dropped": stats.frames_dropped}, refresh=False)
+
+    def _progress_bar(self):
+        if self.args.no_progress:
+            return None
+        from tqdm import tqdm
+
+        total = self.info.frame_count if self.info is not None and not self.args.realtime else None
+        return tqdm(total=total, unit="frame", desc=self.display[-40:], file=sys.stderr, dynamic_ncols=True,
+                    disable=None)
+
+    def _summary(self, reason: str, elapsed: float) -> dict:
+        stats = self.pipeline.stats
+        engine = stats.engine
+        controller = engine.controller
+        return {
+            "source": self.display,
+            "frames_read": stats.capture.frames_read,
+            "frames_processed": self.processed,
+            "frames_dropped": stats.frames_dropped,
+            "frames_recorded": stats.frames_recorded,
+            "processing_fps": round(self.processed / elapsed, 2) if elapsed > 0 else 0.0,
+            "second_exit_fraction": round(self.second_exits / self.processed, 4) if self.processed else 0.0,
+            "target_fps": self.args.target_fps,
+            "mean_latency_ms": round(engine.mean_latency_ms, 2),
+            "p95_latency_ms": round(engine.p95_latency_ms, 2),
+            "reconnects": stats.capture.reconnects,
+            "exit_reason": reason,
+            "target_reachable": None if controller is None else controller.reachable,
+        }

@@ -1,0 +1,157 @@
+"""The engine worker: the only thread that touches the model. Frames in, results out."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.model.predictor import Predictor
+from engine.runtime.controller import ControllerState
+from engine.runtime.frames import Frame, Result
+from engine.runtime.queues import DropPolicy, StreamEnd, get_item, put_blocking, put_end, put_latest
+from engine.runtime.routing import RoutingMode, RoutingPolicy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    frames_processed: int = 0
+    frames_second_exit: int = 0
+    processing_fps: float = 0.0
+    mean_latency_ms: float = 0.0
+    p95_latency_ms: float = 0.0
+    mean_engine_ms: float = 0.0
+    mode: str = ""
+    controller: ControllerState | None = None
+    error: str | None = None
+
+    @property
+    def second_exit_fraction(self) -> float:
+        return self.frames_second_exit / self.frames_processed if self.frames_processed else 0.0
+
+
+class InferenceEngine:
+    """Runs the predictor on frames from ``input`` and puts :class:`Result` items on each output.
+
+    Args:
+        predictor: the model and its backend; used from this worker's thread only.
+        input: frames (and a final :class:`StreamEnd`).
+        outputs: ``(queue, policy)`` pairs; LIVE outputs keep only the newest results.
+        mode: the initial routing mode; ``set_mode`` changes it while running.
+        pace: with a target frame rate, sleep rather than run faster than the target.
+        latest: a :class:`~engine.runtime.recorder.LatestResult` to keep up to date, if any.
+    """
+
+    def __init__(self, predictor: Predictor, input: queue.Queue, outputs: Sequence[tuple[queue.Queue, DropPolicy]],
+                 mode: RoutingMode, calibration=None, pace: bool = True, latest=None) -> None:
+        self.predictor = predictor
+        self.latest = latest  # optional LatestResult holder the live recorder draws from
+        self.input = input
+        self.outputs = list(outputs)
+        self.policy = RoutingPolicy(mode, calibration)
+        self.pace = pace
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pending_mode: RoutingMode | None = None
+        self._latencies: deque[float] = deque(maxlen=600)
+        self._engine_ms: deque[float] = deque(maxlen=120)
+        self._done_times: deque[float] = deque(maxlen=120)
+        self._stats = EngineStats(mode=mode.describe())
+        self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+
+    @property
+    def stats(self) -> EngineStats:
+        with self._lock:
+            return self._stats
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def set_mode(self, mode: RoutingMode) -> None:
+        """Change routing while running (applied before the next frame)."""
+        with self._lock:
+            self._pending_mode = mode
+
+    def _run(self) -> None:
+        end = StreamEnd("stopped")
+        try:
+            while not self._stop.is_set():
+                item = get_item(self.input, 0.1)
+                if item is None:
+                    continue
+                if isinstance(item, StreamEnd):
+                    end = item
+                    break
+                self._process(item)
+        except Exception as exc:  # the worker must always end its outputs, even on a bug
+            logger.exception("engine failed")
+            with self._lock:
+                self._stats = _replace(self._stats, error=f"{type(exc).__name__}: {exc}")
+            end = StreamEnd("failed")
+        for target, policy in self.outputs:
+            put_end(target, end, self._stop, policy)
+
+    def _process(self, frame: Frame) -> None:
+        with self._lock:
+            mode, self._pending_mode = self._pending_mode, None
+        if mode is not None:
+            self.policy.set_mode(mode)
+        start = time.perf_counter()
+        decision = self.policy.decide()
+        det = self.predictor.predict([frame.image], threshold=decision.threshold, route=decision.route)[0]
+        engine_ms = (time.perf_counter() - start) * 1000
+        self.policy.observe(det.exit, det.router_score, engine_ms)
+        latency_ms = (time.time() - frame.wall_time) * 1000
+        result = Result(frame, det, latency_ms, {"engine_ms": engine_ms})
+        if self.latest is not None:
+            self.latest.set(result)
+        for target, policy in self.outputs:
+            if policy is DropPolicy.LIVE:
+                put_latest(target, result)
+            else:
+                put_blocking(target, result, self._stop)
+        self._record(det.exit, latency_ms, engine_ms, decision.controller)
+        if self.pace and decision.controller is not None and decision.controller.pace:
+            # Exit 2 alone is faster than the target: hold the target instead of burning CPU.
+            remaining = 1.0 / decision.controller.target_fps - (time.perf_counter() - start)
+            if remaining > 0:
+                self._stop.wait(remaining)
+
+    def _record(self, exit_taken: int, latency_ms: float, engine_ms: float, controller) -> None:
+        now = time.perf_counter()
+        self._latencies.append(latency_ms)
+        self._engine_ms.append(engine_ms)
+        self._done_times.append(now)
+        times = self._done_times
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        lat = np.fromiter(self._latencies, float)
+        with self._lock:
+            s = self._stats
+            self._stats = EngineStats(
+                frames_processed=s.frames_processed + 1,
+                frames_second_exit=s.frames_second_exit + (exit_taken == 2),
+                processing_fps=fps, mean_latency_ms=float(lat.mean()), p95_latency_ms=float(np.percentile(lat, 95)),
+                mean_engine_ms=float(np.mean(self._engine_ms)), mode=self.policy.mode.describe(),
+                controller=controller, error=s.error,
+            )
+
+
+def _replace(stats: EngineStats, **changes) -> EngineStats:
+    from dataclasses import replace
+
+    return replace(stats, **changes)

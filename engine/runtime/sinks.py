@@ -1,0 +1,111 @@
+"""Per-result outputs of a monitoring run: event log, snapshots of watched classes, Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import cv2
+
+from engine.errors import UserError
+from engine.render import draw_detections
+from engine.runtime.frames import Result
+
+logger = logging.getLogger(__name__)
+
+
+class EventLog:
+    """One JSON object per processed frame, flushed as written (readable while the run goes on)."""
+
+    def __init__(self, path: str | Path, classes: Sequence[str] = ()) -> None:
+        self.path = Path(path)
+        self.classes = tuple(classes)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: TextIO = self.path.open("w", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            raise UserError(f"cannot write events file {self.path}: {exc.strerror}") from None
+
+    def write(self, result: Result) -> None:
+        det = result.detections.filter_classes(self.classes)
+        record = {
+            "frame": result.frame.index, "pts": round(result.frame.pts, 4),
+            "wall_time": round(result.frame.wall_time, 4), "exit": det.exit, "score": round(det.router_score, 5),
+            "threshold": None if det.threshold is None else round(det.threshold, 5),
+            "latency_ms": round(result.latency_ms, 2), "detections": det.to_records(),
+        }
+        self._file.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class SnapshotSaver:
+    """Saves an annotated JPEG when a watched class appears, at most once per ``cooldown`` seconds."""
+
+    def __init__(self, directory: str | Path, classes: Sequence[str] = (), cooldown: float = 10.0) -> None:
+        self.directory = Path(directory)
+        self.classes = tuple(classes)
+        self.cooldown = cooldown
+        self._last = -float("inf")
+        self.saved = 0
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create snapshot folder {self.directory}: {exc.strerror}") from None
+
+    def offer(self, result: Result) -> Path | None:
+        det = result.detections.filter_classes(self.classes)
+        now = time.monotonic()
+        if not len(det) or now - self._last < self.cooldown:
+            return None
+        self._last = now
+        labels = "-".join(sorted(set(det.labels)))[:60]
+        path = self.directory / f"{time.strftime('%Y%m%d-%H%M%S')}-f{result.frame.index}-{labels}.jpg"
+        image = draw_detections(result.frame.image, det, latency_ms=result.latency_ms)
+        if cv2.imwrite(str(path), image[:, :, ::-1]):
+            self.saved += 1
+            return path
+        logger.warning("could not write snapshot %s", path)
+        return None
+
+
+class Metrics:
+    """Prometheus metrics served over HTTP on ``port`` (prometheus-client's own server thread)."""
+
+    def __init__(self, port: int) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+        self.registry = CollectorRegistry()
+        self.fps = Gauge("dynastream_processing_fps", "frames processed per second", registry=self.registry)
+        self.second_share = Gauge("dynastream_second_exit_fraction", "share of frames sent to exit 2",
+                                  registry=self.registry)
+        self.dropped = Gauge("dynastream_frames_dropped", "frames dropped before processing", registry=self.registry)
+        self.reconnects = Gauge("dynastream_reconnects", "source reconnects", registry=self.registry)
+        self.up = Gauge("dynastream_source_up", "1 while the source delivers frames", registry=self.registry)
+        self.frames = Counter("dynastream_frames_processed", "frames processed", ["exit"], registry=self.registry)
+        self.latency = Histogram("dynastream_exit_latency_seconds", "engine time per frame", ["exit"],
+                                 registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56))
+        try:
+            self.server, self.thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        except OSError as exc:
+            raise UserError(f"cannot serve metrics on port {port}: {exc.strerror}") from None
+
+    def update(self, result: Result | None, stats) -> None:
+        if result is not None:
+            exit_label = str(result.detections.exit)
+            self.frames.labels(exit_label).inc()
+            self.latency.labels(exit_label).observe(result.extra.get("engine_ms", 0.0) / 1000)
+        self.fps.set(stats.engine.processing_fps)
+        self.second_share.set(stats.engine.second_exit_fraction)
+        self.dropped.set(stats.frames_dropped)
+        self.reconnects.set(stats.capture.reconnects)
+        self.up.set(1 if stats.capture.state == "live" else 0)
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -1,0 +1,184 @@
+"""ONNX export and the ONNX Runtime backend: same numbers as PyTorch, per-sample routing, cache."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import UserError
+from engine.model import backends as backends_module
+from engine.model.backends import TorchBackend, make_backend
+from engine.model.checkpoint import load_detector, save_model
+from engine.model.onnx_backend import OnnxBackend, default_threads
+from engine.model.onnx_export import export_staged
+from engine.model.predictor import Predictor
+from tests.engine.model.helpers import tiny_model
+
+# Tolerances of the parity fixtures (shared/reference/parity/README.md).
+BOX_TOL = 0.01
+PROB_TOL = 1e-4
+SCORE_TOL = 1e-5
+# Not the size traced during export (64 x 96): the graphs must follow the input size.
+HEIGHT, WIDTH = 96, 128
+
+
+def assert_predictions_close(ours: torch.Tensor, expected: torch.Tensor | np.ndarray) -> None:
+    ours, expected = np.asarray(ours), np.asarray(expected)
+    assert ours.shape == expected.shape
+    assert np.abs(ours[..., :4] - expected[..., :4]).max() < BOX_TOL, "boxes"
+    assert np.abs(ours[..., 4:] - expected[..., 4:]).max() < PROB_TOL, "probabilities"
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_model(tmp_path_factory.mktemp("onnx") / "tiny.safetensors", tiny_model(seed=0))
+
+
+@pytest.fixture(scope="module")
+def pair(weights) -> tuple[TorchBackend, OnnxBackend]:
+    """Both backends on the same weights, both fused."""
+    return TorchBackend(load_detector(weights)), OnnxBackend.from_model(load_detector(weights), weights, threads=1)
+
+
+@pytest.fixture(scope="module")
+def batch() -> np.ndarray:
+    """Four images of distinct brightness, so the router scores them apart."""
+    rng = np.random.default_rng(1)
+    levels = np.array([0.05, 0.35, 0.65, 0.95], np.float32).reshape(4, 1, 1, 1)
+    return np.clip(rng.random((4, 3, HEIGHT, WIDTH), np.float32) * 0.3 + levels, 0, 1)
+
+
+def test_exports_three_dynamic_graphs(weights, pair):
+    graphs = pair[1].graphs
+    assert graphs.directory.parent == weights.with_name(weights.name + ".onnx-cache")
+    assert set(graphs.files) == {"stage1", "exit1", "exit2"} and all(s > 0 for s in graphs.sizes().values())
+    stage1 = pair[1].sessions["stage1"]
+    assert [o.name for o in stage1.get_outputs()] == ["scores", "feat_s4", "feat_s8", "feat_s16", "feat_s32"]
+    assert [i.name for i in pair[1].sessions["exit1"].get_inputs()] == ["feat_s8", "feat_s16", "feat_s32"]
+    assert pair[1].sessions["exit2"].get_inputs()[0].name == "images"
+    assert stage1.get_inputs()[0].shape == ["batch", 3, "images_height", "images_width"]
+
+
+def test_batch_of_one_matches_torch(pair, batch):
+    (torch_backend, onnx_backend), x = pair, batch[:1]
+    state_t, scores_t = torch_backend.stage1(x)
+    state_o, scores_o = onnx_backend.stage1(x)
+    assert np.abs(scores_o - scores_t).max() < SCORE_TOL
+    assert_predictions_close(onnx_backend.exit1(state_o), torch_backend.exit1(state_t))
+    assert_predictions_close(onnx_backend.exit2(state_o), torch_backend.exit2(state_t))
+
+
+def test_mixed_batch_subsets_match_torch(pair, batch):
+    torch_backend, onnx_backend = pair
+    state_t, scores_t = torch_backend.stage1(batch)
+    state_o, scores_o = onnx_backend.stage1(batch)
+    assert np.abs(scores_o - scores_t).max() < SCORE_TOL
+    whole = {1: onnx_backend.exit1(state_o), 2: onnx_backend.exit2(state_o)}
+    for index in (np.array([0, 2]), np.array([3]), np.array([1, 2, 3])):
+        for exit_id, whole_out in whole.items():
+            ours = getattr(onnx_backend, f"exit{exit_id}")(state_o, index)
+            assert_predictions_close(ours, getattr(torch_backend, f"exit{exit_id}")(state_t, index))
+            assert_predictions_close(ours, whole_out[index])
+
+
+def _images(batch: np.ndarray) -> list[np.ndarray]:
+    return [np.ascontiguousarray((b.transpose(1, 2, 0) * 255).round().astype(np.uint8)) for b in batch]
+
+
+def _assert_same_detections(ours, expected) -> None:
+    assert ours.exit == expected.exit
+    assert abs(ours.router_score - expected.router_score) < SCORE_TOL
+    assert len(ours) == len(expected)
+    if not len(ours):
+        return
+    # Match boxes by position: near-equal scores may leave NMS in a different order.
+    gap = np.abs(ours.boxes[:, None] - expected.boxes[None]).max(-1)  # [n_ours, n_expected] px
+    gap[ours.class_ids[:, None] != expected.class_ids[None]] = np.inf
+    match = gap.argmin(1)
+    assert (gap.min(1) < BOX_TOL).all() and len(set(match.tolist())) == len(ours)
+    np.testing.assert_allclose(ours.scores, expected.scores[match], atol=PROB_TOL)
+
+
+def test_predictor_routes_mixed_batch_alike(pair, batch):
+    images = _images(batch)
+    predictors = [Predictor(b, [f"c{i}" for i in range(3)], imgsz=WIDTH, conf_threshold=0.3) for b in pair]
+    scores = np.sort([d.router_score for d in predictors[0].predict(images, threshold=0.5)])
+    assert len(set(scores.round(6))) == 4, "fixture needs distinct router scores"
+    threshold = float(scores[1] + scores[2]) / 2
+    torch_dets, onnx_dets = (p.predict(images, threshold=threshold) for p in predictors)
+    assert sorted(d.exit for d in onnx_dets) == [1, 1, 2, 2]
+    assert sum(len(d) for d in torch_dets) > 0, "fixture needs detections to compare"
+    for ours, expected in zip(onnx_dets, torch_dets):
+        _assert_same_detections(ours, expected)
+    for image, expected in zip(images, torch_dets):
+        _assert_same_detections(predictors[1].predict([image], threshold=threshold)[0], expected)
+
+
+def test_cache_is_reused_and_keyed_by_weights(weights, pair, tmp_path, monkeypatch):
+    first = pair[1].graphs
+    mtimes = {name: path.stat().st_mtime_ns for name, path in first.files.items()}
+    calls = []
+    real_export = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: calls.append(1) or real_export(*a, **k))
+    again = export_staged(load_detector(weights), weights)
+    assert again.reused and again.directory == first.directory and not calls
+    assert {name: path.stat().st_mtime_ns for name, path in again.files.items()} == mtimes
+    other = save_model(tmp_path / "other.safetensors", tiny_model(seed=1))
+    fresh = export_staged(load_detector(other), other)
+    assert not fresh.reused and fresh.key != first.key and len(calls) == 3
+    assert fresh.directory == other.with_name("other.safetensors.onnx-cache") / fresh.key
+    assert not [p for p in fresh.directory.parent.iterdir() if p.name.startswith(".")], "temporary folder left"
+    copy = tmp_path / "copy.safetensors"
+    shutil.copyfile(weights, copy)
+    assert export_staged(load_detector(copy), copy).key == first.key  # content, not path
+
+
+def test_without_weights_file_exports_to_a_temporary_folder(batch):
+    model = tiny_model(seed=2)
+    backend = OnnxBackend.from_model(model, threads=1)
+    assert not backend.graphs.directory.exists()  # removed once the sessions loaded the graphs
+    reference = TorchBackend(model)
+    state_t, scores_t = reference.stage1(batch[:2])
+    state_o, scores_o = backend.stage1(batch[:2])
+    assert np.abs(scores_o - scores_t).max() < SCORE_TOL
+    assert_predictions_close(backend.exit2(state_o), reference.exit2(state_t))
+
+
+def test_reference_fixture_parity(reference_dir, tmp_path):
+    parity = reference_dir / "parity"
+    weights = parity / "dy-yolov7-step2-w0.25.pt"
+    graphs = export_staged(load_detector(weights), weights, cache_root=tmp_path)  # never write beside fixtures
+    backend = OnnxBackend(graphs, threads=1)
+    io = np.load(parity / "dy-yolov7-step2-w0.25-io.npz")
+    state, scores = backend.stage1(io["input"])
+    assert abs(float(scores[0]) - float(io["score"].reshape(-1)[0])) < SCORE_TOL
+    assert_predictions_close(backend.exit1(state), io["easy"])
+    assert_predictions_close(backend.exit2(state), io["hard"])
+
+
+class _FakeBackend:
+    def __init__(self, model, device="cpu", **_) -> None:
+        self.device = device
+
+
+def test_factory_picks_by_name_and_device(monkeypatch):
+    monkeypatch.setattr(backends_module, "TorchBackend", _FakeBackend)
+    monkeypatch.setattr(OnnxBackend, "from_model", classmethod(lambda cls, model, path, threads: ("ort", threads)))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert make_backend(object(), "auto", threads=1) == ("ort", 1)
+    assert make_backend(object(), "torch").device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert make_backend(object(), "auto").device == "cuda"
+    assert make_backend(object(), "onnxruntime") == ("ort", None)
+    with pytest.raises(UserError, match="unknown backend 'tensorrt'"):
+        make_backend(object(), "tensorrt")
+    with pytest.raises(UserError, match="threads"):
+        make_backend(object(), "torch", threads=0)
+
+
+@pytest.mark.parametrize("cores, threads", [(1, 1), (2, 2), (4, 3), (16, 15)])
+def test_default_threads_leave_a_core_on_bigger_machines(cores, threads):
+    assert default_threads(cores) == threads
