@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # multi-gigabyte CUDA build from the registry instead.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench model clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ setup: $(VENV)/.installed
 
 demo: setup
 	mkdir -p runs
-	$(PY) main.py detect --source assets/demo.jpg --out runs/demo.jpg
-	@echo "annotated image: runs/demo.jpg"
+	$(PY) main.py run --record runs/demo.mp4 --events runs/demo-events.jsonl --target-fps 25
+	@echo "annotated recording: runs/demo.mp4 (events: runs/demo-events.jsonl)"
 
 test: setup
 	bash scripts/install_system_deps.sh
@@ -33,6 +33,10 @@ lint: setup
 
 bench: setup
 	$(PY) scripts/bench_model.py
+
+# Regenerates assets/ (bundled model, its evaluation, demo video) from scratch: about 90 minutes.
+model: setup
+	bash scripts/build_bundled_model.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -25,6 +25,7 @@ from engine.runtime.reader_thread import Ended, Failed, Opened, ReaderEvent, Rea
 from engine.runtime.readers import RawFrame, make_reader
 from engine.runtime.sources import SourceInfo, SourceSpec, parse_source
 from engine.runtime.timeline import Backoff, PtsClock
+from engine.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class _Outcome:
     damage: SourceError | None = None
 
 
-class Capture:
+class Capture(Worker):
     """Capture worker thread for files, image folders, cameras and network streams.
 
     Args:
@@ -122,11 +123,10 @@ class Capture:
         self._folder_fps = folder_fps
         self._clock = PtsClock(live=self.spec.is_live)
         self._pace_origin: float | None = None
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stats = CaptureStats()
         self._retry_at: float | None = None
-        self._thread = threading.Thread(target=self._run, name=f"capture:{self.spec.display}", daemon=True)
+        super().__init__(f"capture:{self.spec.display}")
 
     @property
     def stats(self) -> CaptureStats:
@@ -141,16 +141,12 @@ class Capture:
     def start(self) -> None:
         """Start capturing in the background."""
         logger.info("capture %s: starting (%s policy)", self.spec.display, self.policy.value)
-        self._thread.start()
+        super().start()
 
     def stop(self) -> None:
         """Ask the worker to finish; it ends the output with ``StreamEnd("stopped")``."""
         self._stop.set()
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker to exit; True when it has (readers stuck in I/O are not waited for)."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def _update(self, **changes: object) -> None:
         with self._lock:

@@ -15,8 +15,9 @@ import numpy as np
 from engine.model.predictor import Predictor
 from engine.runtime.controller import ControllerState
 from engine.runtime.frames import Frame, Result
-from engine.runtime.queues import DropPolicy, StreamEnd, get_item, put_blocking, put_end, put_latest
+from engine.runtime.queues import DropPolicy, StreamEnd, put_blocking, put_end, put_latest
 from engine.runtime.routing import RoutingMode, RoutingPolicy
+from engine.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class EngineStats:
         return self.frames_second_exit / self.frames_processed if self.frames_processed else 0.0
 
 
-class InferenceEngine:
+class InferenceEngine(Worker):
     """Runs the predictor on frames from ``input`` and puts :class:`Result` items on each output.
 
     Args:
@@ -58,29 +59,18 @@ class InferenceEngine:
         self.outputs = list(outputs)
         self.policy = RoutingPolicy(mode, calibration)
         self.pace = pace
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending_mode: RoutingMode | None = None
         self._latencies: deque[float] = deque(maxlen=600)
         self._engine_ms: deque[float] = deque(maxlen=120)
         self._done_times: deque[float] = deque(maxlen=120)
         self._stats = EngineStats(mode=mode.describe())
-        self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        super().__init__("engine")
 
     @property
     def stats(self) -> EngineStats:
         with self._lock:
             return self._stats
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def set_mode(self, mode: RoutingMode) -> None:
         """Change routing while running (applied before the next frame)."""
@@ -88,16 +78,8 @@ class InferenceEngine:
             self._pending_mode = mode
 
     def _run(self) -> None:
-        end = StreamEnd("stopped")
         try:
-            while not self._stop.is_set():
-                item = get_item(self.input, 0.1)
-                if item is None:
-                    continue
-                if isinstance(item, StreamEnd):
-                    end = item
-                    break
-                self._process(item)
+            end = self._consume(self.input, self._process)
         except Exception as exc:  # the worker must always end its outputs, even on a bug
             logger.exception("engine failed")
             with self._lock:

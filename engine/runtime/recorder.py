@@ -12,7 +12,8 @@ import numpy as np
 from engine.detections import Detections
 from engine.render import draw_detections
 from engine.runtime.frames import Frame, Result
-from engine.runtime.queues import DropPolicy, StreamEnd, get_item, put_blocking, put_end, put_latest
+from engine.runtime.queues import DropPolicy, put_blocking, put_end, put_latest
+from engine.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class LatestResult:
             return self._result
 
 
-class FanOut:
+class FanOut(Worker):
     """Live mode: every captured frame goes to the recorder; the engine only ever sees the newest.
 
     Frames the engine had no time for are dropped from its queue and counted here.
@@ -44,34 +45,18 @@ class FanOut:
         self.engine_input = engine_input
         self.recorder_input = recorder_input
         self.dropped = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fanout", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        super().__init__("fanout")
 
     def _run(self) -> None:
-        end = StreamEnd("stopped")
-        while not self._stop.is_set():
-            item = get_item(self.source, 0.1)
-            if item is None:
-                continue
-            if isinstance(item, StreamEnd):
-                end = item
-                break
-            if self.recorder_input is not None:
-                put_blocking(self.recorder_input, item, self._stop)
-            self.dropped += put_latest(self.engine_input, item)
+        end = self._consume(self.source, self._forward)
         put_end(self.engine_input, end, self._stop, DropPolicy.LIVE)
         if self.recorder_input is not None:
             put_end(self.recorder_input, end, self._stop, DropPolicy.ALL_FRAMES)
+
+    def _forward(self, frame: Frame) -> None:
+        if self.recorder_input is not None:
+            put_blocking(self.recorder_input, frame, self._stop)
+        self.dropped += put_latest(self.engine_input, frame)
 
 
 @dataclass(frozen=True)
@@ -82,7 +67,7 @@ class AnnotatedFrame:
     pts: float
 
 
-class Recorder:
+class Recorder(Worker):
     """Draws detections on frames and hands them to the writer's input queue.
 
     Items are :class:`Result` (all-frames mode: each frame with its own detections) or
@@ -97,34 +82,18 @@ class Recorder:
         self.latest = latest
         self.classes = classes
         self.frames_recorded = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        super().__init__("recorder")
 
     def _run(self) -> None:
-        end = StreamEnd("stopped")
-        while not self._stop.is_set():
-            item = get_item(self.input, 0.1)
-            if item is None:
-                continue
-            if isinstance(item, StreamEnd):
-                end = item
-                break
-            frame, det, latency = self._pair(item)
-            image = frame.image if det is None else draw_detections(
-                frame.image, det.filter_classes(self.classes), latency_ms=latency)
-            if put_blocking(self.writer_input, AnnotatedFrame(image, frame.pts), self._stop):
-                self.frames_recorded += 1
+        end = self._consume(self.input, self._annotate)
         put_end(self.writer_input, end, self._stop, DropPolicy.ALL_FRAMES)
+
+    def _annotate(self, item: Frame | Result) -> None:
+        frame, det, latency = self._pair(item)
+        image = frame.image if det is None else draw_detections(
+            frame.image, det.filter_classes(self.classes), latency_ms=latency)
+        if put_blocking(self.writer_input, AnnotatedFrame(image, frame.pts), self._stop):
+            self.frames_recorded += 1
 
     def _pair(self, item: Frame | Result) -> tuple[Frame, Detections | None, float | None]:
         if isinstance(item, Result):

@@ -29,6 +29,7 @@ import numpy as np
 
 from engine.errors import UserError
 from engine.runtime.queues import POLL_INTERVAL, StreamEnd, get_item
+from engine.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class WriterStats:
     last_error: str | None = None
 
 
-class Writer:
+class Writer(Worker):
     """Recording worker thread writing H.264 to ``.mp4`` (fragmented) or ``.mkv``.
 
     Put items with ``image`` (``H x W x 3`` uint8 RGB) and ``pts`` (seconds) on :attr:`input`
@@ -112,10 +113,9 @@ class Writer:
         self._settings = _EncoderSettings(
             suffix=suffix, keyframe_interval=keyframe_interval, fps_hint=fps_hint, crf=crf, preset=preset
         )
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stats = WriterStats()
-        self._thread = threading.Thread(target=self._run, name=f"writer:{self.path.name}", daemon=True)
+        super().__init__(f"writer:{self.path.name}")
 
     @property
     def stats(self) -> WriterStats:
@@ -131,16 +131,8 @@ class Writer:
         """
         _check_writable(self.path)
         logger.info("writer %s: starting", self.path)
-        self._thread.start()
+        super().start()
 
-    def stop(self) -> None:
-        """Finish now: frames still queued are not written; the file is flushed and closed."""
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker to exit; True when it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def _update(self, **changes: Any) -> None:
         with self._lock:
