@@ -35,13 +35,14 @@ def run(args: argparse.Namespace) -> int:
 
     from app.commands.common import check_positive
     from engine.errors import UserError
-    from engine.model.backends import TorchBackend, make_backend
+    from engine.model.backends import TorchBackend, check_backend_name, make_backend
     from engine.model.complexity import exit_gflops
 
     for name in ("imgsz", "runs", "threads", "width"):
         check_positive(f"--{name}", getattr(args, name))
     if args.warmup < 0:
         raise UserError(f"--warmup must not be negative, got {args.warmup}")
+    check_backend_name(args.backend)
     model, weights, source = _load_model(args)
     imgsz = _input_size(args.imgsz, model)
     if args.threads is not None:

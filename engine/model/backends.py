@@ -70,6 +70,12 @@ def _subset(state: Stage1Output, index: np.ndarray | None) -> Stage1Output:
     return state.select(torch.as_tensor(index, dtype=torch.long, device=state.scores.device))
 
 
+def check_backend_name(name: str) -> None:
+    """Raises :class:`UserError` unless ``name`` is one of :data:`BACKEND_NAMES`."""
+    if name not in BACKEND_NAMES:
+        raise UserError(f"unknown backend {name!r} (choose one of: {', '.join(BACKEND_NAMES)})")
+
+
 def make_backend(model: DynamicDetector, name: str = "auto", threads: int | None = None,
                  weights_path: Path | None = None) -> StagedBackend:
     """The staged backend called ``name`` for ``model``.
@@ -84,8 +90,7 @@ def make_backend(model: DynamicDetector, name: str = "auto", threads: int | None
     Raises:
         UserError: an unknown backend name or a thread count below 1.
     """
-    if name not in BACKEND_NAMES:
-        raise UserError(f"unknown backend {name!r} (choose one of: {', '.join(BACKEND_NAMES)})")
+    check_backend_name(name)
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
     cuda = torch.cuda.is_available()

@@ -37,7 +37,7 @@ def default_threads(cores: int | None = None) -> int:
     return cores - 1 if cores > 2 else max(cores, 1)
 
 
-def session_options(threads: int, allow_spinning: bool = True) -> ort.SessionOptions:
+def session_options(threads: int, allow_spinning: bool = False) -> ort.SessionOptions:
     """Options tuned for the latency of one request at a time."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -45,7 +45,9 @@ def session_options(threads: int, allow_spinning: bool = True) -> ort.SessionOpt
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Spinning workers answer faster but burn the cores that capture and encoding share.
+    # Spinning workers answer a little faster on idle cores, but when other threads need the
+    # cores (capture, encoding, other processes) each run waits for descheduled spinners and
+    # can take several times longer.
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     return options
 
@@ -64,14 +66,15 @@ class OnnxBackend:
     Args:
         graphs: the exported graph files (see :func:`~engine.model.onnx_export.export_staged`).
         threads: intra-op threads per session (default: :func:`default_threads`).
-        allow_spinning: let idle worker threads spin (lower latency, more CPU).
+        allow_spinning: let idle worker threads spin between runs (off by default: it only pays
+            when the cores are otherwise idle).
         save_optimized: keep ONNX Runtime's optimised graphs beside the exported ones and load
             those next time (they are specific to this CPU's instruction set).
     """
 
     name = "onnxruntime"
 
-    def __init__(self, graphs: StagedGraphs, threads: int | None = None, *, allow_spinning: bool = True,
+    def __init__(self, graphs: StagedGraphs, threads: int | None = None, *, allow_spinning: bool = False,
                  save_optimized: bool = False) -> None:
         self.threads = threads if threads is not None else default_threads()
         if self.threads < 1:

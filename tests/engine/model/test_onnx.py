@@ -147,6 +147,20 @@ def test_without_weights_file_exports_to_a_temporary_folder(batch):
     assert_predictions_close(backend.exit2(state_o), reference.exit2(state_t))
 
 
+def test_optimized_graphs_are_saved_and_reused(pair, batch):
+    graphs = pair[1].graphs
+    first = OnnxBackend(graphs, threads=1, save_optimized=True)
+    saved = sorted(graphs.directory.glob("*.optimized.onnx"))
+    assert len(saved) == 3
+    mtimes = [p.stat().st_mtime_ns for p in saved]
+    second = OnnxBackend(graphs, threads=1, save_optimized=True)
+    assert [p.stat().st_mtime_ns for p in saved] == mtimes
+    state, _ = second.stage1(batch[:1])
+    expected, _ = pair[1].stage1(batch[:1])
+    assert_predictions_close(second.exit2(state), pair[1].exit2(expected))
+    assert first.threads == second.threads == 1
+
+
 def test_reference_fixture_parity(reference_dir, tmp_path):
     parity = reference_dir / "parity"
     weights = parity / "dy-yolov7-step2-w0.25.pt"

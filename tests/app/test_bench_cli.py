@@ -1,0 +1,68 @@
+"""The `export` and `bench` commands, run as a user would (subprocess, JSON on stdout, one-line errors)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.commands.common import DEFAULT_WEIGHTS
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--config", "dy-yolov7-tiny", "--width", "0.125", "--imgsz", "64", "--threads", "1"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+
+
+def test_bench_reports_latency_per_exit_against_eager():
+    result = run_cli("bench", *TINY, "--backend", "onnxruntime", "--runs", "2", "--warmup", "1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["backend"] == "onnxruntime" and report["imgsz"] == 64 and report["threads"] == 1
+    for section in (report, report["eager"]):
+        for path in ("stage1_ms", "exit1_ms", "exit2_ms"):
+            assert 0 < section[path]["median"] <= section[path]["p90"]
+    assert set(report["gflops"]) == set(report["gflop_per_s"]) == set(report["speedup_vs_eager"]) == {"exit1", "exit2"}
+    assert 0 < report["gflops"]["exit1"] < report["gflops"]["exit2"]
+
+
+def test_export_writes_then_reuses_graphs(tmp_path):
+    from engine.model.checkpoint import save_model
+    from tests.engine.model.helpers import tiny_model
+
+    weights = save_model(tmp_path / "tiny.safetensors", tiny_model())
+    first = run_cli("export", "--weights", str(weights))
+    assert first.returncode == 0, first.stderr
+    exported = json.loads(first.stdout)
+    assert not exported["reused"]
+    assert Path(exported["directory"]).parent == tmp_path / "tiny.safetensors.onnx-cache"
+    for graph in exported["graphs"].values():
+        assert Path(graph["path"]).stat().st_size == graph["bytes"] > 0
+    again = json.loads(run_cli("export", "--weights", str(weights)).stdout)
+    assert again["reused"] and again["graphs"] == exported["graphs"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", *TINY, "--backend", "tensorrt"], "unknown backend 'tensorrt'"),
+    (["bench", "--config", "dy-yolov7-tiny", "--imgsz", "100"], "multiple of 32"),
+    (["bench", "--weights", "missing.safetensors"], "weights file not found"),
+    (["bench", "--weights", "missing.safetensors", "--width", "0.5"], "--width applies to --config"),
+])
+def test_bad_input_gives_one_line(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(DEFAULT_WEIGHTS.exists(), reason="a bundled model exists")
+def test_bench_without_a_model_says_what_to_pass():
+    result = run_cli("bench")
+    assert result.returncode == 2
+    assert "pass --weights" in result.stderr and "--config" in result.stderr
