@@ -83,8 +83,5 @@ def load_predictor(args):
     if imgsz <= 0 or imgsz % 32:
         raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
     calibration = model.calibration
-    if hasattr(backends, "make_backend"):
-        backend = backends.make_backend(model, args.backend, threads=args.threads, weights_path=weights)
-    else:
-        backend = backends.TorchBackend(model)
+    backend = backends.make_backend(model, args.backend, threads=args.threads, weights_path=weights)
     return Predictor(backend, model.class_names, imgsz, args.conf, args.iou), model.class_names, calibration

@@ -15,7 +15,7 @@ def arch_by_name(name: str, **overrides: object) -> ArchSpec:
     return replace(load_arch(CONFIG_DIR / f"{name}.yaml"), **overrides)
 
 
-def test_variant(num_classes: int = 3, input_size: int = 64) -> ArchSpec:
+def tiny_variant(num_classes: int = 3, input_size: int = 64) -> ArchSpec:
     """A deliberately tiny dynamic detector for fast CPU tests (a few thousand parameters)."""
     names = tuple(f"c{i}" for i in range(num_classes))
     return arch_by_name("dy-yolov7-tiny", width_multiple=0.125, num_classes=num_classes, class_names=names,

@@ -8,7 +8,7 @@ import pytest
 
 from engine.model.build import build_dynamic_detector
 from engine.model.checkpoint import save_model
-from engine.model.variants import test_variant
+from engine.model.variants import tiny_variant
 from tests.support.servers import rtsp_server, silent_server  # noqa: F401
 
 
@@ -18,5 +18,5 @@ def tiny_weights(tmp_path_factory) -> Path:
     import torch
 
     torch.manual_seed(0)
-    model = build_dynamic_detector(test_variant(num_classes=3, input_size=64))
+    model = build_dynamic_detector(tiny_variant(num_classes=3, input_size=64))
     return save_model(tmp_path_factory.mktemp("model") / "tiny.safetensors", model)

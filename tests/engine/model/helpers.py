@@ -6,7 +6,7 @@ import torch
 
 from engine.model.build import build_dynamic_detector
 from engine.model.detector import DynamicDetector
-from engine.model.variants import test_variant
+from engine.model.variants import tiny_variant
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -24,4 +24,4 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def tiny_model(seed: int = 0, **overrides) -> DynamicDetector:
     torch.manual_seed(seed)
-    return randomise(build_dynamic_detector(test_variant(**overrides)), seed).eval()
+    return randomise(build_dynamic_detector(tiny_variant(**overrides)), seed).eval()
