@@ -2,7 +2,7 @@
 # Install the Debian packages the test suite needs beyond the Python virtualenv:
 #   - GStreamer's RTSP server with the system python3-gi bindings (the live RTSP test server,
 #     tests/support/rtsp_server.py, runs under /usr/bin/python3);
-#   - xvfb, for GUI tests that need a real X display.
+#   - xvfb and the XCB libraries Qt's xcb platform plugin loads, for the GUI in a real X display.
 # Idempotent: when everything is present it changes nothing and touches no network.
 # Without apt-get or root rights it only warns; the tests that need these packages skip.
 set -euo pipefail
@@ -15,6 +15,9 @@ PACKAGES=(
     gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly
     xvfb
+    libxcb-icccm4
+    libxcb-keysyms1
+    libxcb-cursor0
 )
 
 missing=()

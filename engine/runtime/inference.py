@@ -9,15 +9,18 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.model.predictor import Predictor
 from engine.runtime.controller import ControllerState
 from engine.runtime.frames import Frame, Result
 from engine.runtime.queues import DropPolicy, StreamEnd, put_blocking, put_end, put_latest
 from engine.runtime.routing import RoutingMode, RoutingPolicy
 from engine.runtime.worker import Worker
+
+if TYPE_CHECKING:  # the predictor brings torch; torch-free importers (the GUI) only need the types
+    from engine.model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 

@@ -13,15 +13,18 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.model.calibration import Calibration
-from engine.model.predictor import Predictor
 from engine.runtime.capture import Capture, CaptureStats
 from engine.runtime.inference import EngineStats, InferenceEngine
 from engine.runtime.queues import DropPolicy
 from engine.runtime.recorder import FanOut, LatestResult, Recorder
 from engine.runtime.routing import RoutingMode
 from engine.runtime.writer import Writer, WriterStats
+
+if TYPE_CHECKING:  # the predictor brings torch; torch-free importers (the GUI) only need the types
+    from engine.model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 

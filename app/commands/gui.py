@@ -1,0 +1,61 @@
+"""`gui`: the desktop window (also what `python main.py` opens with no command)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from app.commands.common import DEFAULT_VIDEO, add_model_arguments, check_positive
+from engine.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+#: Qt platform plugins that draw without a window system (no DISPLAY needed).
+HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("gui", help="open the desktop window (the default command)")
+    parser.add_argument("--source", help="file, camera index, rtsp:// or http(s):// URL "
+                                          "(default: the bundled demo video, looped)")
+    add_model_arguments(parser)
+    parser.add_argument("--target-fps", type=float, help="processing rate to hold at start")
+    parser.add_argument("--no-loop", action="store_true", help="do not restart video files when they end")
+    parser.add_argument("--screenshot", help="save a PNG of the window after --quit-after-frames frames, "
+                                             "then quit")
+    parser.add_argument("--quit-after-frames", type=int, help="with --screenshot: frames to process first "
+                                                              "(default 30)")
+    parser.set_defaults(func=run)
+
+
+def display_available() -> bool:
+    """Whether Qt can open a window here (always true outside Linux and the BSDs)."""
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return True
+    if os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in HEADLESS_PLATFORMS:
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run(args: argparse.Namespace) -> int:
+    if not display_available():
+        raise UserError("no display found (DISPLAY and WAYLAND_DISPLAY are unset); "
+                        "for headless use try `python main.py run`")
+    check_positive("--target-fps", args.target_fps)
+    check_positive("--quit-after-frames", args.quit_after_frames)
+    if args.quit_after_frames is not None and not args.screenshot:
+        raise UserError("--quit-after-frames needs --screenshot")
+    # Qt is imported only now: the other commands, and machines without Qt, never load it.
+    from app.gui.application import ScreenshotRequest, run_gui
+    from app.gui.model_loader import ModelChoice
+    from app.gui.session import SessionOptions
+
+    model = ModelChoice(weights=args.weights, config=args.config, backend=args.backend, imgsz=args.imgsz,
+                        conf=args.conf, iou=args.iou, threads=args.threads)
+    options = SessionOptions(source=args.source if args.source is not None else str(DEFAULT_VIDEO), model=model,
+                             target_fps=args.target_fps, loop=not args.no_loop)
+    screenshot = ScreenshotRequest(Path(args.screenshot), args.quit_after_frames or 30) if args.screenshot else None
+    return run_gui(options, screenshot)

@@ -1,0 +1,157 @@
+"""QPainter drawing on top of the video: boxes and labels, the exit badge, the offline state.
+
+Everything is drawn in widget coordinates at a fixed on-screen size, so labels stay readable
+whatever the video's resolution and the window's size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from PyQt6.QtCore import QPointF, QRectF, Qt
+from PyQt6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
+
+from app.gui.theme import class_qcolor, exit_color
+from engine.detections import Detections
+
+logger = logging.getLogger(__name__)
+
+LABEL_POINT_SIZE = 9.0
+BADGE_POINT_SIZE = 10.0
+STATE_POINT_SIZE = 16.0
+_LABEL_TEXT = QColor(15, 15, 15)
+_BADGE_BACKGROUND = QColor(0, 0, 0, 190)
+_DIM = QColor(0, 0, 0, 185)
+
+
+@dataclass(frozen=True)
+class ImageMapping:
+    """Where a picture is drawn inside a widget: its on-screen rectangle and scale factor."""
+
+    target: QRectF
+    scale: float
+
+    @classmethod
+    def fit(cls, image_width: int, image_height: int, area: QRectF) -> ImageMapping:
+        """The largest rectangle of the image's aspect ratio that fits ``area``, centred."""
+        if image_width <= 0 or image_height <= 0:
+            return cls(QRectF(area), 1.0)
+        scale = min(area.width() / image_width, area.height() / image_height)
+        width, height = image_width * scale, image_height * scale
+        left = area.left() + (area.width() - width) / 2
+        top = area.top() + (area.height() - height) / 2
+        return cls(QRectF(left, top, width, height), scale)
+
+    def box(self, x1: float, y1: float, x2: float, y2: float) -> QRectF:
+        """An ``x1, y1, x2, y2`` box in image pixels, in widget coordinates."""
+        origin = self.target.topLeft()
+        return QRectF(origin.x() + x1 * self.scale, origin.y() + y1 * self.scale,
+                      (x2 - x1) * self.scale, (y2 - y1) * self.scale)
+
+
+def badge_lines(det: Detections, latency_ms: float | None) -> list[str]:
+    """The badge's text: which exit, the router score against the threshold, the latency."""
+    if det.threshold is None:
+        routing = f"router score {det.router_score:.3f} (exit forced)"
+    else:
+        relation = ">=" if det.router_score >= det.threshold else "<"
+        digits = 3
+        # Close calls must not read as "0.503 < 0.503": show as many digits as tell them apart.
+        while digits < 6 and f"{det.router_score:.{digits}f}" == f"{det.threshold:.{digits}f}":
+            digits += 1
+        routing = f"router score {det.router_score:.{digits}f} {relation} {det.threshold:.{digits}f}"
+    lines = [f"EXIT {det.exit}", routing]
+    if latency_ms is not None:
+        lines.append(f"latency {latency_ms:.0f} ms")
+    return lines
+
+
+def _font(point_size: float, bold: bool = False) -> QFont:
+    font = QFont()
+    font.setPointSizeF(point_size)
+    font.setBold(bold)
+    return font
+
+
+def paint_detections(painter: QPainter, det: Detections, mapping: ImageMapping,
+                     keep: Collection[str] | None = None) -> None:
+    """Boxes in their class colours with ``name 0.87`` labels; ``keep`` limits the classes shown."""
+    font = _font(LABEL_POINT_SIZE, bold=True)
+    metrics = QFontMetricsF(font)
+    painter.setFont(font)
+    for box, score, class_id, label in zip(det.boxes, det.scores, det.class_ids, det.labels):
+        if keep and label not in keep:
+            continue
+        color = class_qcolor(int(class_id))
+        rect = mapping.box(*(float(v) for v in box))
+        painter.setPen(QPen(color, 2.0))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(rect)
+        _paint_label(painter, f"{label} {float(score):.2f}", rect, color, metrics, mapping.target)
+
+
+def _paint_label(painter: QPainter, text: str, box: QRectF, color: QColor, metrics: QFontMetricsF,
+                 bounds: QRectF) -> None:
+    width, height = metrics.horizontalAdvance(text) + 8, metrics.height() + 2
+    top = box.top() - height
+    if top < bounds.top():  # no room above the box: put the label just inside it
+        top = box.top()
+    left = min(max(box.left() - 1, bounds.left()), max(bounds.left(), bounds.right() - width))
+    label = QRectF(left, top, width, height)
+    painter.fillRect(label, color)
+    painter.setPen(_LABEL_TEXT)
+    painter.drawText(label, Qt.AlignmentFlag.AlignCenter, text)
+
+
+def paint_badge(painter: QPainter, det: Detections, latency_ms: float | None, origin: QPointF) -> QRectF:
+    """The per-frame badge, one line with its top-left corner at ``origin``; returns its area.
+
+    One compact line (a pill in the exit's colour, then the routing and latency) hides as
+    little of the picture as possible.
+    """
+    exit_text, *details = badge_lines(det, latency_ms)
+    detail_text = "  ·  ".join(details)
+    title_font, body_font = _font(BADGE_POINT_SIZE + 1, bold=True), _font(BADGE_POINT_SIZE)
+    title_metrics, body_metrics = QFontMetricsF(title_font), QFontMetricsF(body_font)
+    pad = 7.0
+    height = max(title_metrics.height(), body_metrics.height()) + 6
+    pill = QRectF(origin.x(), origin.y(), title_metrics.horizontalAdvance(exit_text) + 2 * pad, height)
+    body = QRectF(pill.right(), origin.y(), body_metrics.horizontalAdvance(detail_text) + 2 * pad, height)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(_BADGE_BACKGROUND)
+    painter.drawRoundedRect(pill.united(body), 4, 4)
+    painter.setBrush(exit_color(det.exit))
+    painter.drawRoundedRect(pill, 4, 4)
+    painter.setFont(title_font)
+    painter.setPen(_LABEL_TEXT)
+    painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, exit_text)
+    painter.setFont(body_font)
+    painter.setPen(QColor(240, 240, 240))
+    painter.drawText(body, Qt.AlignmentFlag.AlignCenter, detail_text)
+    return pill.united(body)
+
+
+def paint_state(painter: QPainter, area: QRectF, title: str, detail: str = "", dim: bool = True,
+                color: QColor | None = None) -> None:
+    """Dim ``area`` and write a state (e.g. "Stream offline") across its middle."""
+    if dim:
+        painter.fillRect(area, _DIM)
+    title_font, detail_font = _font(STATE_POINT_SIZE, bold=True), _font(STATE_POINT_SIZE * 0.7)
+    flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+    margin = 16.0
+    width = max(area.width() - 2 * margin, 10.0)
+    # Wrapped heights, so that long error messages stay centred and inside the picture.
+    title_height = QFontMetricsF(title_font).boundingRect(QRectF(0, 0, width, 1e6), flags, title).height()
+    detail_height = 0.0
+    if detail:
+        detail_height = QFontMetricsF(detail_font).boundingRect(QRectF(0, 0, width, 1e6), flags, detail).height()
+    top = max(area.top() + margin, area.center().y() - (title_height + detail_height + 6) / 2)
+    painter.setFont(title_font)
+    painter.setPen(color or QColor(240, 240, 240))
+    painter.drawText(QRectF(area.left() + margin, top, width, title_height), flags, title)
+    if detail:
+        painter.setFont(detail_font)
+        painter.setPen(QColor(220, 220, 220))
+        painter.drawText(QRectF(area.left() + margin, top + title_height + 6, width, detail_height), flags, detail)

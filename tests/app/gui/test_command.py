@@ -1,0 +1,48 @@
+"""The `gui` command as a user starts it: no torch at import, no display, screenshot mode."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+GUI_MODULES = ("application", "bridge", "chart", "class_filter", "controls", "images", "main_window",
+               "model_loader", "overlay", "playback_controls", "routing_controls", "session", "source_controls",
+               "telemetry", "theme", "video_view")
+
+
+def headless_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    return {**env, **extra}
+
+
+def test_gui_modules_do_not_import_torch():
+    imports = "; ".join(f"import app.gui.{name}" for name in GUI_MODULES)
+    code = f"import sys; {imports}; import app.commands.gui; print(sorted(m for m in sys.modules if m == 'torch'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            env=headless_env(QT_QPA_PLATFORM="offscreen"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [[], ["gui"]], ids=["default", "gui"])
+def test_without_a_display_one_line_points_to_run(command):
+    result = subprocess.run([sys.executable, "main.py", *command], capture_output=True, text=True, cwd=ROOT,
+                            timeout=120, env=headless_env())
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no display" in lines[0] and "python main.py run" in lines[0]
+
+
+def test_screenshot_option_writes_a_png(tiny_weights, videos, tmp_path):
+    shot = tmp_path / "shots" / "gui.png"
+    command = [sys.executable, "main.py", "gui", "--weights", str(tiny_weights), "--backend", "torch", "--threads",
+               "1", "--source", str(videos["a"]), "--screenshot", str(shot), "--quit-after-frames", "5"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=180,
+                            env=headless_env(QT_QPA_PLATFORM="offscreen"))
+    assert result.returncode == 0, result.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,104 @@
+"""The window driving a real pipeline on the tiny model: controls reach the engine, the picture
+follows the engine, sources switch, errors show in the window, and closing stops every thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from engine.runtime.routing import RoutingMode
+
+WAIT_MS = 20_000
+
+
+def pick_mode(window, kind: str) -> None:
+    box = window.controls.routing.mode_box
+    box.setCurrentIndex(box.findData(kind))
+
+
+def test_target_slider_moves_the_controller_target(start_session, videos, qtbot):
+    window, session = start_session(videos["a"], target_fps=8.0)
+    slider = window.controls.routing.fps_slider
+    slider.setValue(slider.value() - 30)  # 3 fps lower, as a drag would
+    target = window.controls.routing.target_fps
+    assert target == 5.0
+    qtbot.waitUntil(lambda: session.pipeline.engine.policy.mode == RoutingMode("target_fps", 5.0), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: session.pipeline.engine.stats.controller.target_fps == 5.0, timeout=WAIT_MS)
+
+
+def test_badge_follows_the_engine_decisions(start_session, videos, qtbot):
+    window, session = start_session(videos["a"])
+    for kind, exit_taken in (("first", 1), ("second", 2)):
+        pick_mode(window, kind)
+        qtbot.waitUntil(lambda exit_taken=exit_taken: window.view.result.detections.exit == exit_taken,
+                        timeout=WAIT_MS)
+        assert window.view.badge_text()[0] == f"EXIT {exit_taken}"
+        assert session.pipeline.engine.policy.mode == RoutingMode(kind)
+
+
+def test_switch_source_and_mode_while_running(start_session, videos, qtbot):
+    window, session = start_session(videos["a"])
+    first = session.pipeline
+    window.controls.source.sourceRequested.emit(str(videos["b"]))
+    qtbot.waitUntil(lambda: window.view.result is not None and window.view.result.frame.size == (80, 48),
+                    timeout=WAIT_MS)
+    assert session.pipeline is not first and first.join(0)  # the old pipeline's workers ended
+    pick_mode(window, "threshold")
+    window.controls.routing.value_slider.setValue(20)
+    qtbot.waitUntil(lambda: session.pipeline.engine.policy.mode == RoutingMode("threshold", 0.2), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.view.result.detections.threshold == 0.2, timeout=WAIT_MS)
+
+
+def test_video_files_loop(start_session, videos, qtbot):
+    _, session = start_session(videos["short"])  # 8 frames: under a second per pass
+    first = session.pipeline
+    qtbot.waitUntil(lambda: session.pipeline is not first and session.pipeline is not None, timeout=WAIT_MS)
+
+
+def test_closing_stops_every_thread(start_session, videos, qtbot, tmp_path):
+    window, session = start_session(videos["a"])
+    recording = tmp_path / "rec.mp4"
+    window.controls.playback.record_path.setText(str(recording))
+    window.controls.playback.toggle_record()
+    qtbot.waitUntil(lambda: session.pipeline.stats.frames_recorded >= 3, timeout=WAIT_MS)
+    pipeline = session.pipeline
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 2.0
+    assert session.pipeline is None and pipeline.join(0)
+    assert not session.bridge.running
+    assert pipeline.writer.stats.state == "closed" and recording.stat().st_size > 0  # flushed
+    leftovers = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+    assert leftovers == []
+
+
+def test_unopenable_sources_show_an_error_in_the_window(start_session, videos, qtbot, tmp_path):
+    window, session = start_session(videos["a"])
+    window.controls.source.sourceRequested.emit(str(tmp_path / "missing.mp4"))
+    assert "missing.mp4" in window.error_text()
+    assert session.pipeline is not None  # the current source keeps playing
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"this is not a video" * 100)
+    window.controls.source.sourceRequested.emit(str(broken))
+    qtbot.waitUntil(lambda: "broken.mp4" in window.error_text(), timeout=WAIT_MS)
+    assert window.view.state is not None and window.view.state.kind == "error"
+    assert session.pipeline is None
+
+
+def test_a_model_that_cannot_load_shows_an_error(start_session, videos, qtbot, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    window, session = start_session(videos["a"], weights=bad, wait_for_frame=False)
+    qtbot.waitUntil(lambda: window.error_text().startswith("Cannot load model"), timeout=WAIT_MS)
+    assert window.view.state is not None and window.view.state.title == "No model loaded"
+    assert session.pipeline is None
+
+
+def test_a_dropped_stream_is_shown_offline(start_session, mjpeg_server, qtbot):
+    window, _ = start_session(mjpeg_server)  # each connection ends after 20 frames; capture reconnects
+    shown = []
+    set_state = window.view.set_state
+    window.view.set_state = lambda state: (shown.append(state), set_state(state))
+    qtbot.waitUntil(lambda: any(state and state.title == "Stream offline" for state in shown), timeout=WAIT_MS)
+    offline = next(state for state in shown if state and state.title == "Stream offline")
+    assert offline.detail.startswith("Reconnecting in") and offline.kind == "warning"
