@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from engine.config import from_mapping, load_yaml
+from engine.data.augment import AugmentConfig
 
 
 @dataclass(frozen=True)
@@ -16,21 +17,12 @@ class DataConfig:
     path: str
     imgsz: int = 320
     workers: int = 2
-    fliplr: float = 0.5
-    hsv_h: float = 0.015
-    hsv_s: float = 0.7
-    hsv_v: float = 0.4
-    scale: float = 0.5
-    translate: float = 0.1
-    mosaic: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     max_val_images: int = 500
 
     def __post_init__(self) -> None:
         if self.imgsz % 32 or self.imgsz < 32:
             raise ValueError(f"imgsz must be a positive multiple of 32, got {self.imgsz}")
-        for name in ("fliplr", "mosaic"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be within [0, 1]")
 
 
 @dataclass(frozen=True)

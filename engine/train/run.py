@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from engine.data.augment import AugmentConfig
 from engine.data.collate import collate_detections
 from engine.data.datasets import DetectionDataset
 from engine.errors import ConfigError
@@ -35,9 +34,7 @@ logger = logging.getLogger(__name__)
 def open_datasets(cfg: TrainConfig) -> tuple[DetectionDataset, DetectionDataset]:
     """Train (augmented) and validation datasets from a YOLO data.yaml or a COCO folder."""
     path = Path(cfg.data.path)
-    augment = AugmentConfig(hsv_h=cfg.data.hsv_h, hsv_s=cfg.data.hsv_s, hsv_v=cfg.data.hsv_v,
-                            translate=cfg.data.translate, scale=cfg.data.scale, fliplr=cfg.data.fliplr,
-                            mosaic=cfg.data.mosaic)
+    augment = cfg.data.augment
     imgsz = cfg.data.imgsz
     if path.suffix in (".yaml", ".yml"):
         train = DetectionDataset.from_yolo(path, "train", imgsz, augment, seed=cfg.seed)
