@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from app.commands.data_args import add_data_arguments
+from app.commands.data_args import add_data_arguments, open_eval_data
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     imgsz = args.imgsz or model.input_size
     if imgsz % 32 or imgsz <= 0:
         raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
-    dataset, batches = open_eval_data_checked(args, imgsz, model)
+    dataset, batches = open_eval_data(args, imgsz, model.class_names)
     model.calibration = calibrate(model, batches, imgsz, max_images=args.max_images)
     out = save_model(args.out or weights, model) if (args.out or str(weights).endswith(".safetensors")) else None
     c = model.calibration
@@ -36,12 +36,3 @@ def run(args: argparse.Namespace) -> int:
                                              [round(t, 5) for t in c.thresholds]))}))
     return 0
 
-
-def open_eval_data_checked(args: argparse.Namespace, imgsz: int, model):
-    from app.commands.data_args import open_eval_data
-    from engine.errors import UserError
-
-    dataset, batches = open_eval_data(args, imgsz)
-    if tuple(dataset.names) != tuple(model.class_names):
-        raise UserError(f"dataset classes {list(dataset.names)} differ from the model's {list(model.class_names)}")
-    return dataset, batches

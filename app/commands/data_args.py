@@ -14,8 +14,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
 
 
-def open_eval_data(args: argparse.Namespace, imgsz: int):
-    """A validation-mode dataset and its loader."""
+def open_eval_data(args: argparse.Namespace, imgsz: int, class_names):
+    """A validation-mode dataset of the model's classes, and its loader."""
     from pathlib import Path
 
     from engine.data.datasets import DetectionDataset
@@ -32,4 +32,6 @@ def open_eval_data(args: argparse.Namespace, imgsz: int):
         raise UserError(f"--data: expected a YOLO data.yaml or a COCO folder with annotations/, got {path}")
     if args.max_images is not None and args.max_images < 1:
         raise UserError(f"--max-images must be positive, got {args.max_images}")
+    if tuple(dataset.names) != tuple(class_names):
+        raise UserError(f"dataset classes {list(dataset.names)} differ from the model's {list(class_names)}")
     return dataset, loader(dataset, args.batch_size, False, 0)

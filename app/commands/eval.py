@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from app.commands.data_args import add_data_arguments
+from app.commands.data_args import add_data_arguments, open_eval_data
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.commands.calibrate import open_eval_data_checked
     from app.commands.common import default_weights
     from engine.errors import UserError
     from engine.model.checkpoint import load_detector
@@ -31,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     imgsz = args.imgsz or model.input_size
     if imgsz % 32 or imgsz <= 0:
         raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
-    dataset, batches = open_eval_data_checked(args, imgsz, model)
+    dataset, batches = open_eval_data(args, imgsz, model.class_names)
     run_ = run_validation(model, batches, args.max_images)
     result = evaluate_routing(run_, model.arch.num_classes, seed=args.seed)
     exit1_ms, exit2_ms = exit_latency_ms(model, imgsz)
