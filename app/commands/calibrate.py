@@ -16,16 +16,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.commands.common import default_weights
-    from engine.errors import UserError
+    from app.commands.common import default_weights, input_size
     from engine.model.checkpoint import load_detector, save_model
     from engine.train.calibrate import calibrate
 
     weights = args.weights or default_weights()
     model = load_detector(weights)
-    imgsz = args.imgsz or model.input_size
-    if imgsz % 32 or imgsz <= 0:
-        raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+    imgsz = input_size(args.imgsz, model.input_size)
     dataset, batches = open_eval_data(args, imgsz, model.class_names)
     model.calibration = calibrate(model, batches, imgsz, max_images=args.max_images)
     out = save_model(args.out or weights, model) if (args.out or str(weights).endswith(".safetensors")) else None

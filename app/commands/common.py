@@ -49,6 +49,14 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
+def input_size(requested: int | None, model_default: int) -> int:
+    """The network input size: ``--imgsz`` if given, else the model's; a positive multiple of 32."""
+    imgsz = requested or model_default
+    if imgsz <= 0 or imgsz % 32:
+        raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+    return imgsz
+
+
 def check_positive(name: str, value: float | None) -> None:
     if value is not None and value <= 0:
         raise UserError(f"{name} must be positive, got {value}")
@@ -79,9 +87,7 @@ def load_predictor(args):
     check_positive("--threads", args.threads)
     weights = Path(args.weights) if args.weights else default_weights()
     model = load_detector(weights, resolve_config(args.config))
-    imgsz = args.imgsz or model.input_size
-    if imgsz <= 0 or imgsz % 32:
-        raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+    imgsz = input_size(args.imgsz, model.input_size)
     calibration = model.calibration
     backend = backends.make_backend(model, args.backend, threads=args.threads, weights_path=weights)
     return Predictor(backend, model.class_names, imgsz, args.conf, args.iou), model.class_names, calibration

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from app.commands.common import default_weights, read_image_rgb, resolve_config
+    from app.commands.common import default_weights, input_size, read_image_rgb, resolve_config
     from engine.errors import UserError
     from engine.model.backends import TorchBackend
     from engine.model.checkpoint import load_detector
@@ -39,9 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         _check_writable(args.out)
     model = load_detector(args.weights or default_weights(), resolve_config(args.config))
-    imgsz = args.imgsz or model.input_size
-    if imgsz % 32 or imgsz <= 0:
-        raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+    imgsz = input_size(args.imgsz, model.input_size)
     predictor = Predictor(TorchBackend(model), model.class_names, imgsz, args.conf, args.iou)
     threshold = args.threshold if args.threshold is not None else _default_threshold(model)
     det = predictor.predict([image], threshold=threshold, route=args.route or "auto")[0]

@@ -18,8 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.commands.common import default_weights
-    from engine.errors import UserError
+    from app.commands.common import default_weights, input_size
     from engine.model.checkpoint import load_detector
     from engine.train.calibrate import exit_latency_ms
     from engine.train.evaluate import evaluate_routing, run_validation
@@ -27,9 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     weights = Path(args.weights or default_weights())
     model = load_detector(weights)
-    imgsz = args.imgsz or model.input_size
-    if imgsz % 32 or imgsz <= 0:
-        raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+    imgsz = input_size(args.imgsz, model.input_size)
     dataset, batches = open_eval_data(args, imgsz, model.class_names)
     run_ = run_validation(model, batches, args.max_images)
     result = evaluate_routing(run_, model.arch.num_classes, seed=args.seed)

@@ -22,8 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from app.commands.common import check_positive
-    from engine.errors import UserError
+    from app.commands.common import check_positive, input_size
     from engine.model.build import build_dynamic_detector
     from engine.model.checkpoint import arch_from_config, load_detector
     from engine.model.complexity import count_parameters, exit_gflops
@@ -41,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = load_detector(args.weights or default_weights())
         arch = model.arch
-    imgsz = args.imgsz or arch.input_size
-    if imgsz % 32:
-        raise UserError(f"--imgsz must be a multiple of 32, got {imgsz}")
+    imgsz = input_size(args.imgsz, arch.input_size)
     params = count_parameters(model)
     model.eval().fuse()
     flops = exit_gflops(model, imgsz)

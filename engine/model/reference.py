@@ -8,7 +8,6 @@ themselves: each block lists its reference-indexed sub-layers in order
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -251,5 +250,3 @@ def _check_explicit_channels(arch: ArchSpec, data: dict[str, Any], path: Path) -
     if router is not None and list(router) != want:
         raise ConfigError(f"{path}: router_channels {router} do not match width {arch.width_multiple} "
                           f"(expected {want})")
-    if not math.isclose(float(data.get("depth_multiple", 1.0)), 1.0):
-        pass  # see _specialise: the reference ignores depth_multiple for these architectures

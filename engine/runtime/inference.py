@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -86,7 +86,7 @@ class InferenceEngine(Worker):
         except Exception as exc:  # the worker must always end its outputs, even on a bug
             logger.exception("engine failed")
             with self._lock:
-                self._stats = _replace(self._stats, error=f"{type(exc).__name__}: {exc}")
+                self._stats = replace(self._stats, error=f"{type(exc).__name__}: {exc}")
             end = StreamEnd("failed")
         for target, policy in self.outputs:
             put_end(target, end, self._stop, policy)
@@ -135,8 +135,3 @@ class InferenceEngine(Worker):
                 controller=controller, error=s.error,
             )
 
-
-def _replace(stats: EngineStats, **changes) -> EngineStats:
-    from dataclasses import replace
-
-    return replace(stats, **changes)
