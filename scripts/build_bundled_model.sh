@@ -8,7 +8,7 @@ TRAIN_SEED=1          # training images
 HELDOUT_SEED=20261123 # evaluation images: a seed never used in training
 DEMO_SEED=7
 
-"$PY" main.py synth --out runs/synth-train --images 16000 --seed "$TRAIN_SEED" --imgsz 320 --overwrite
+"$PY" main.py synth --out runs/synth-train --images 18000 --seed "$TRAIN_SEED" --imgsz 320 --overwrite
 "$PY" main.py train --config configs/train/bundled.yaml "$@"
 cp runs/train/bundled/model.safetensors assets/dy-yolov7-tiny.safetensors
 "$PY" main.py synth --out runs/synth-heldout --images 1000 --seed "$HELDOUT_SEED" --imgsz 320 \

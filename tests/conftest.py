@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the reference fixtures beside the checkout (skipped when absent)."""
+"""Shared fixtures: the reference fixtures beside the checkout (skipped when absent), a tiny model."""
 
 from __future__ import annotations
 
@@ -15,3 +15,17 @@ def reference_dir() -> Path:
     if not (SHARED / "parity" / "dy-yolov7-step2-w0.25.pt").exists():
         pytest.skip("reference fixtures (../shared/reference) not present")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A tiny random-weight model file (64 px input, 3 classes) for fast end-to-end runs."""
+    import torch
+
+    from engine.model.build import build_dynamic_detector
+    from engine.model.checkpoint import save_model
+    from engine.model.variants import tiny_variant
+
+    torch.manual_seed(0)
+    model = build_dynamic_detector(tiny_variant(num_classes=3, input_size=64))
+    return save_model(tmp_path_factory.mktemp("model") / "tiny.safetensors", model)

@@ -126,6 +126,10 @@ class MainWindow(QMainWindow):
         """A passing message in the status bar (e.g. where a recording was saved)."""
         self.statusBar().showMessage(text, NOTICE_MS)
 
+    def notice_text(self) -> str:
+        """The status bar's passing message, or "" when none is shown."""
+        return self.statusBar().currentMessage()
+
     def toggle_fullscreen(self) -> None:
         """Video only, full screen; F again (or Esc) brings the panels back."""
         if self.isFullScreen():

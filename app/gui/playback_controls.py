@@ -24,7 +24,7 @@ class PlaybackControls(QGroupBox):
     """Transport and recording buttons.
 
     Signals:
-        playPauseToggled(paused): hold the picture on screen, or go back to live.
+        playPauseToggled(paused): hold playback (a file stops where it is), or continue.
         runToggled(running): start the pipeline again, or stop it (freeing the source and CPU).
         recordToggled(recording, path): start recording to ``path``, or stop recording.
     """
@@ -36,7 +36,7 @@ class PlaybackControls(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Playback", parent)
         self.play_button = QPushButton("Pause")
-        self.play_button.setToolTip("Hold the picture (Space)")
+        self.play_button.setToolTip("Pause or continue (Space)")
         self.run_button = QPushButton("Stop")
         self.run_button.setToolTip("Stop or restart processing")
         self.record_button = QPushButton("● Record")

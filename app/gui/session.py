@@ -2,8 +2,8 @@
 intent signals to them.
 
 Everything the user asks for arrives here as a signal from a control; the session decides
-what the pipeline does (change the routing mode in place, or rebuild the pipeline for a new
-source, model or recording) and reflects the outcome back through the widgets' setters.
+what the pipeline does (change routing, pause, loop or recording in place; rebuild it only for
+a new source or model) and reflects the outcome back through the widgets' setters.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class SessionOptions:
 class Session(QObject):
     """Signals:
         framesProcessed(total): a result was shown; ``total`` counts processed frames over
-            every pipeline this session ran (restarts for looping included).
+            every pipeline this session ran.
         errorShown(message): a problem was reported to the user.
         streamFinished(reason): the pipeline ended by itself ("eof" or "failed") and was not
             restarted.
@@ -143,12 +143,18 @@ class Session(QObject):
 
     def set_loop(self, enabled: bool) -> None:
         self.loop = enabled
+        if self.pipeline is not None:
+            self.pipeline.set_loop(enabled)
 
     def set_paused(self, paused: bool) -> None:
-        """Hold the picture on screen (the pipeline keeps running), or go back to live."""
+        """Hold a file where it is; a live source keeps running (and recording) behind a held picture."""
         self.paused = paused
+        held = False
+        if self.pipeline is not None:
+            held = self.pipeline.pause() if paused else (self.pipeline.resume() or True)
         self.window.controls.playback.set_paused(paused)
-        self.window.view.set_state(ViewState("Paused", "press Space to go back to live") if paused else None)
+        hint = "press Space to continue" if held else "the stream keeps running; press Space to go back to live"
+        self.window.view.set_state(ViewState("Paused", hint) if paused else None)
 
     def set_running(self, running: bool) -> None:
         """Stop the pipeline (freeing the source and the CPU) or start it again."""
@@ -161,17 +167,27 @@ class Session(QObject):
             self.window.view.set_state(ViewState("Stopped", "press Start to play again"))
 
     def set_recording(self, recording: bool, path: str) -> None:
-        """Start or stop recording. The pipeline is rebuilt: its writer is fixed when it starts."""
+        """Start or stop recording into the running pipeline (the next pipeline starts with it)."""
         self.record_path = path if recording else None
-        if self.pipeline is not None or (recording and self.model is not None):
-            self._start_pipeline()  # stopping the old pipeline flushes and closes its recording
+        if self.pipeline is None:
+            return
         if not recording:
+            self.pipeline.stop_recording()  # flushed and closed
             self.window.show_notice(f"Recording saved to {path}")
+            return
+        try:
+            self.pipeline.start_recording(path)
+        except UserError as exc:
+            self.record_path = None
+            self.window.controls.playback.set_recording(False)
+            self._show_error(f"Cannot record: {exc}")
 
     def set_classes(self, names: tuple[str, ...]) -> None:
         """Draw only these classes (all when empty); also used by the next recording."""
         self.classes = tuple(names)
         self.window.view.set_class_filter(self.classes)
+        if self.pipeline is not None:
+            self.pipeline.set_classes(self.classes)
 
     def shutdown(self) -> None:
         """Stop everything (the recording is flushed); safe to call more than once."""
@@ -213,7 +229,7 @@ class Session(QObject):
         if self.model is None or self._closed:
             return
         config = PipelineConfig(source=self.source, mode=self.routing_mode(), realtime=True,
-                                record=self.record_path, classes=self.classes, live_results=True)
+                                record=self.record_path, classes=self.classes, live_results=True, loop=self.loop)
         try:
             pipeline = Pipeline(config, self.model.predictor, self.model.calibration)
             pipeline.start()
@@ -223,6 +239,8 @@ class Session(QObject):
         self.pipeline = pipeline
         self.bridge.attach(pipeline)
         self.window.controls.playback.set_running(True)
+        if self.paused:
+            pipeline.pause()
         if not self.paused and self.window.view.result is None:
             self.window.view.set_state(ViewState("Connecting…", self._display(self.source)))
 
@@ -251,6 +269,11 @@ class Session(QObject):
             if reuse_model and not pipeline.engine.join(ENGINE_GRACE):
                 logger.error("the engine is still running after %.0f s", STOP_TIMEOUT + ENGINE_GRACE)
         self.window.controls.playback.set_running(False)
+        if self.record_path is not None and not self._closed:
+            # A recording ends with its pipeline; the next one must not overwrite it.
+            saved, self.record_path = self.record_path, None
+            self.window.controls.playback.set_recording(False)
+            self.window.show_notice(f"Recording saved to {saved}")
 
     # ----------------------------------------------------------------- pipeline output
 
@@ -302,22 +325,9 @@ class Session(QObject):
             return
         if end.reason != "eof":
             return
-        if self.loop and not pipeline.capture.spec.is_live:
-            self._restart_for_loop()
-            return
         self._stop_pipeline()
         self.window.view.set_state(ViewState("End of video", "press Start to play it again"))
         self.streamFinished.emit("eof")
-
-    def _restart_for_loop(self) -> None:
-        if self.record_path is not None:
-            # Looping would overwrite the recording with the next pass: finish it here.
-            saved, self.record_path = self.record_path, None
-            self.window.controls.playback.set_recording(False)
-            self._start_pipeline()
-            self.window.show_notice(f"Recording saved to {saved}")
-            return
-        self._start_pipeline()
 
     # ----------------------------------------------------------------- model loading
 

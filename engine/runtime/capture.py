@@ -40,7 +40,8 @@ class CaptureStats:
     """A consistent snapshot of a capture worker's counters.
 
     Attributes:
-        state: ``"connecting"``, ``"live"``, ``"reconnecting"``, ``"eof"``, ``"failed"`` or ``"stopped"``.
+        state: ``"connecting"``, ``"live"``, ``"paused"``, ``"reconnecting"``, ``"eof"``, ``"failed"`` or
+            ``"stopped"``.
         frames_read: frames decoded from the source, including dropped ones.
         frames_dropped: frames discarded by the LIVE policy because the consumer was behind.
         reconnects: reconnection attempts so far.
@@ -49,6 +50,7 @@ class CaptureStats:
         width: width of the latest frame (0 before the first one).
         height: height of the latest frame.
         next_retry_in: seconds until the next reconnection attempt, while waiting for one.
+        loops: completed passes over a looping file.
     """
 
     state: str = "connecting"
@@ -60,6 +62,7 @@ class CaptureStats:
     width: int = 0
     height: int = 0
     next_retry_in: float | None = None
+    loops: int = 0
 
 
 @dataclass
@@ -89,6 +92,8 @@ class Capture(Worker):
         backoff_initial: first delay before reconnecting, in seconds; doubles on each failure.
         backoff_max: cap on the reconnection delay, in seconds.
         folder_fps: playback rate of image folders (also sets their timestamps).
+        loop: start files and image folders over at their end, on one continuous timeline
+            (the recording and the rate controller carry on as if the video were longer).
 
     Raises:
         SourceError: at once for sources that cannot exist (see :func:`parse_source`).
@@ -107,6 +112,7 @@ class Capture(Worker):
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
         folder_fps: float = 25.0,
+        loop: bool = False,
     ) -> None:
         if queue_size < 1 or open_timeout <= 0 or stall_timeout <= 0 or folder_fps <= 0:
             raise ValueError("queue_size, open_timeout, stall_timeout and folder_fps must be positive")
@@ -121,6 +127,9 @@ class Capture(Worker):
         self._max_reconnects = max_reconnects
         self._backoff = Backoff(backoff_initial, backoff_max)
         self._folder_fps = folder_fps
+        self._loop = loop and not self.spec.is_live
+        self._playing = threading.Event()
+        self._playing.set()
         self._clock = PtsClock(live=self.spec.is_live)
         self._pace_origin: float | None = None
         self._lock = threading.Lock()
@@ -147,6 +156,29 @@ class Capture(Worker):
         """Ask the worker to finish; it ends the output with ``StreamEnd("stopped")``."""
         self._stop.set()
 
+    def set_loop(self, enabled: bool) -> None:
+        """Loop a file from its next end on (no effect on live sources)."""
+        self._loop = enabled and not self.spec.is_live
+
+    @property
+    def can_pause(self) -> bool:
+        """Files and image folders hold their position; a live source cannot be held."""
+        return not self.spec.is_live
+
+    def pause(self) -> bool:
+        """Hold a file at its current frame (no reading, no pacing debt); False for live sources."""
+        if not self.can_pause:
+            return False
+        self._playing.clear()
+        return True
+
+    def resume(self) -> None:
+        """Continue after :meth:`pause`; realtime playback re-anchors instead of catching up."""
+        self._playing.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._playing.is_set()
 
     def _update(self, **changes: object) -> None:
         with self._lock:
@@ -180,6 +212,10 @@ class Capture(Worker):
             if outcome.error is not None:
                 self._update(last_error=str(outcome.error))
             if not self.spec.is_live:
+                if self._loop and outcome.error is None and outcome.delivered:
+                    self._update(loops=self.stats.loops + 1)
+                    source_id += 1
+                    continue
                 return self._file_end(outcome)
             if outcome.delivered:
                 failures_in_row = 0
@@ -291,6 +327,8 @@ class Capture(Worker):
 
     def _deliver(self, raw: RawFrame, source_id: int, first: bool) -> bool:
         """Stamp and queue one frame according to the policy; False when stop() interrupted."""
+        if not self._wait_while_paused():  # before stamping: a pause is not capture latency
+            return False
         wall = time.time()
         pts = self._clock.convert(raw.pts, wall)
         height, width = raw.image.shape[:2]
@@ -308,6 +346,18 @@ class Capture(Worker):
             return put_blocking(self.output, frame, self._stop)
         self._count_dropped(put_latest(self.output, frame))
         return True
+
+    def _wait_while_paused(self) -> bool:
+        """Block while paused; False when stop() came first."""
+        if self._playing.is_set():
+            return True
+        self._update(state="paused")
+        while not self._playing.wait(POLL_INTERVAL):
+            if self._stop.is_set():
+                return False
+        self._pace_origin = None  # resume at the current frame, not where the clock would be
+        self._update(state="live")
+        return not self._stop.is_set()
 
     def _count_dropped(self, dropped: int) -> None:
         if dropped:

@@ -52,18 +52,22 @@ class InferenceEngine(Worker):
         mode: the initial routing mode; ``set_mode`` changes it while running.
         pace: with a target frame rate, sleep rather than run faster than the target.
         latest: a :class:`~engine.runtime.recorder.LatestResult` to keep up to date, if any.
+        tap: a :class:`~engine.runtime.recorder.RecordingTap` that gets every result (all-frames
+            recordings: each frame with its own detections), if any.
     """
 
     def __init__(self, predictor: Predictor, input: queue.Queue, outputs: Sequence[tuple[queue.Queue, DropPolicy]],
-                 mode: RoutingMode, calibration=None, pace: bool = True, latest=None) -> None:
+                 mode: RoutingMode, calibration=None, pace: bool = True, latest=None, tap=None) -> None:
         self.predictor = predictor
         self.latest = latest  # optional LatestResult holder the live recorder draws from
+        self.tap = tap
         self.input = input
         self.outputs = list(outputs)
         self.policy = RoutingPolicy(mode, calibration)
         self.pace = pace
         self._lock = threading.Lock()
         self._pending_mode: RoutingMode | None = None
+        self._rate_reset = False
         self._latencies: deque[float] = deque(maxlen=600)
         self._engine_ms: deque[float] = deque(maxlen=120)
         self._done_times: deque[float] = deque(maxlen=120)
@@ -80,6 +84,11 @@ class InferenceEngine(Worker):
         with self._lock:
             self._pending_mode = mode
 
+    def reset_rate(self) -> None:
+        """Start the processing-rate measurement afresh (after a pause, which is not slowness)."""
+        with self._lock:
+            self._rate_reset = True
+
     def _run(self) -> None:
         try:
             end = self._consume(self.input, self._process)
@@ -90,6 +99,8 @@ class InferenceEngine(Worker):
             end = StreamEnd("failed")
         for target, policy in self.outputs:
             put_end(target, end, self._stop, policy)
+        if self.tap is not None:
+            self.tap.close(end)
 
     def _process(self, frame: Frame) -> None:
         with self._lock:
@@ -110,6 +121,8 @@ class InferenceEngine(Worker):
                 put_latest(target, result)
             else:
                 put_blocking(target, result, self._stop)
+        if self.tap is not None:
+            self.tap.offer(result, self._stop)
         self._record(det.exit, latency_ms, engine_ms, decision.controller)
         if self.pace and decision.controller is not None and decision.controller.pace:
             # Exit 2 alone is faster than the target: hold the target instead of burning CPU.
@@ -119,6 +132,10 @@ class InferenceEngine(Worker):
 
     def _record(self, exit_taken: int, latency_ms: float, engine_ms: float, controller) -> None:
         now = time.perf_counter()
+        with self._lock:
+            reset, self._rate_reset = self._rate_reset, False
+        if reset:
+            self._done_times.clear()
         self._latencies.append(latency_ms)
         self._engine_ms.append(engine_ms)
         self._done_times.append(now)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from engine.model.calibration import Calibration
 from engine.runtime.capture import Capture, CaptureStats
 from engine.runtime.inference import EngineStats, InferenceEngine
-from engine.runtime.queues import DropPolicy
-from engine.runtime.recorder import FanOut, LatestResult, Recorder
+from engine.runtime.queues import DropPolicy, StreamEnd
+from engine.runtime.recorder import FanOut, LatestResult, Recorder, RecordingTap
 from engine.runtime.routing import RoutingMode
 from engine.runtime.writer import Writer, WriterStats
 
@@ -43,6 +43,7 @@ class PipelineConfig:
     capture_queue: int = 4
     results_queue: int = 8
     live_results: bool = False  # consumer only wants the newest result (GUI)
+    loop: bool = False  # files start over at their end (the GUI's demo)
 
 
 @dataclass(frozen=True)
@@ -52,42 +53,79 @@ class PipelineStats:
     writer: WriterStats | None
     frames_dropped: int
     frames_recorded: int
+    paused: bool = False
+
+
+class _Recording:
+    """One recording: the recorder thread drawing frames and the writer thread encoding them."""
+
+    def __init__(self, path: str, latest: LatestResult, classes: tuple[str, ...]) -> None:
+        self.writer = Writer(path)
+        self.input: queue.Queue = queue.Queue(maxsize=16)
+        self.recorder = Recorder(self.input, self.writer.input, latest, classes)
+
+    def start(self) -> None:
+        self.writer.start()  # checks the path first: an unwritable one fails here
+        self.recorder.start()
+
+    def join(self, timeout: float) -> bool:
+        ok = True
+        for worker in (self.recorder, self.writer):
+            if not worker.join(timeout):
+                logger.warning("%s did not stop within %.0f s; stopping it", type(worker).__name__, timeout)
+                worker.stop()
+                ok = worker.join(timeout) and ok
+        return ok
 
 
 class Pipeline:
-    """Start, stop, change routing while running, read results and stats."""
+    """Start, stop, pause, change routing or recording while running, read results and stats."""
 
     def __init__(self, config: PipelineConfig, predictor: Predictor, calibration: Calibration | None = None) -> None:
         self.config = config
         self.capture = Capture(config.source, realtime=config.realtime, queue_size=config.capture_queue,
-                               stall_timeout=config.stall_timeout, max_reconnects=config.max_reconnects)
+                               stall_timeout=config.stall_timeout, max_reconnects=config.max_reconnects,
+                               loop=config.loop)
         self.live = self.capture.policy is DropPolicy.LIVE
         self.results: queue.Queue = queue.Queue(maxsize=config.results_queue)
-        self.writer = Writer(config.record) if config.record else None
         self.latest = LatestResult()
-        recorder_input: queue.Queue | None = queue.Queue(maxsize=16) if self.writer else None
+        # Live mode records every captured frame (from the fan-out); all-frames mode records each
+        # processed frame with its own detections (from the engine).
+        self.tap = RecordingTap()
         result_policy = DropPolicy.LIVE if config.live_results else DropPolicy.ALL_FRAMES
-        outputs = [(self.results, result_policy)]
         if self.live:
             engine_input: queue.Queue = queue.Queue(maxsize=1)
-            self.fanout: FanOut | None = FanOut(self.capture.output, engine_input, recorder_input)
+            self.fanout: FanOut | None = FanOut(self.capture.output, engine_input, self.tap)
         else:
             engine_input = self.capture.output
             self.fanout = None
-            if recorder_input is not None:
-                outputs.append((recorder_input, DropPolicy.ALL_FRAMES))
-        self.engine = InferenceEngine(predictor, engine_input, outputs, config.mode, calibration,
-                                      latest=self.latest)
-        self.recorder = Recorder(recorder_input, self.writer.input, self.latest, config.classes) \
-            if self.writer and recorder_input is not None else None
+        self.engine = InferenceEngine(predictor, engine_input, [(self.results, result_policy)], config.mode,
+                                      calibration, latest=self.latest, tap=None if self.live else self.tap)
+        self.classes = config.classes
+        self._recording = _Recording(config.record, self.latest, config.classes) if config.record else None
+        self._finished_recordings: list[_Recording] = []
         self._started = False
         self._lock = threading.Lock()
 
+    @property
+    def writer(self) -> Writer | None:
+        """The writer of the current (or, once stopped, the last) recording."""
+        with self._lock:
+            if self._recording is not None:
+                return self._recording.writer
+            return self._finished_recordings[-1].writer if self._finished_recordings else None
+
+    @property
+    def recording(self) -> bool:
+        with self._lock:
+            return self._recording is not None
+
     def start(self) -> None:
-        """Start every worker (the writer first, so an unwritable path fails before capture opens)."""
-        if self.writer:
-            self.writer.start()
-        for worker in (self.recorder, self.engine, self.fanout, self.capture):
+        """Start every worker (the recording first, so an unwritable path fails before capture opens)."""
+        if self._recording is not None:
+            self._recording.start()
+            self.tap.attach(self._recording.input)
+        for worker in (self.engine, self.fanout, self.capture):
             if worker is not None:
                 worker.start()
         self._started = True
@@ -95,8 +133,56 @@ class Pipeline:
     def set_mode(self, mode: RoutingMode) -> None:
         self.engine.set_mode(mode)
 
+    def set_classes(self, classes: tuple[str, ...]) -> None:
+        """Draw only these classes in recordings (all when empty), from the next frame on."""
+        self.classes = tuple(classes)
+        with self._lock:
+            if self._recording is not None:
+                self._recording.recorder.classes = self.classes
+
+    def set_loop(self, enabled: bool) -> None:
+        """Start a file over at its end (from the next end on)."""
+        self.capture.set_loop(enabled)
+
+    def pause(self) -> bool:
+        """Hold a file where it is; False for live sources, which cannot be held (they keep running)."""
+        return self.capture.pause()
+
+    def resume(self) -> None:
+        if self.capture.paused:
+            self.engine.reset_rate()
+        self.capture.resume()
+
+    def start_recording(self, path: str) -> None:
+        """Record from the next frame on, to a new file, without interrupting anything else.
+
+        Raises:
+            UserError: the path cannot be written (nothing changes then).
+            RuntimeError: a recording is already running.
+        """
+        recording = _Recording(path, self.latest, self.classes)
+        with self._lock:
+            if self._recording is not None:
+                raise RuntimeError("a recording is already running")
+            recording.start()
+            self._recording = recording
+        self.tap.attach(recording.input)
+
+    def stop_recording(self, timeout: float = 10.0) -> WriterStats | None:
+        """Finish the current recording (flushed and closed) and return its writer's final stats."""
+        with self._lock:
+            recording, self._recording = self._recording, None
+            if recording is not None:
+                self._finished_recordings.append(recording)
+        if recording is None:
+            return None
+        self.tap.detach(StreamEnd("stopped"))
+        recording.join(timeout)
+        return recording.writer.stats
+
     def stop(self) -> None:
         """Ask every worker to finish, in pipeline order; the recording is flushed by the writer."""
+        self.capture.resume()  # a paused capture would otherwise sit on its last frame
         self.capture.stop()
 
     def join(self, timeout: float = 10.0) -> bool:
@@ -104,14 +190,17 @@ class Pipeline:
         if not self._started:
             return True
         ok = True
-        order = [self.capture, self.fanout, self.engine, self.recorder, self.writer]
-        for worker in order:
+        for worker in (self.capture, self.fanout, self.engine):
             if worker is None:
                 continue
             if not worker.join(timeout):
                 logger.warning("%s did not stop within %.0f s; stopping it", type(worker).__name__, timeout)
                 worker.stop()
                 ok = worker.join(timeout) and ok
+        with self._lock:
+            recordings = [*self._finished_recordings, *([self._recording] if self._recording else [])]
+        for recording in recordings:
+            ok = recording.join(timeout) and ok
         return ok
 
     def shutdown(self, timeout: float = 10.0) -> bool:
@@ -132,5 +221,11 @@ class Pipeline:
     @property
     def stats(self) -> PipelineStats:
         dropped = self.capture.stats.frames_dropped + (self.fanout.dropped if self.fanout else 0)
-        return PipelineStats(self.capture.stats, self.engine.stats, self.writer.stats if self.writer else None,
-                             dropped, self.writer.stats.frames_written if self.writer else 0)
+        writer = self.writer
+        with self._lock:
+            recorded = sum(r.writer.stats.frames_written for r in self._finished_recordings)
+        writer_stats = writer.stats if writer else None
+        if writer is not None and self.recording:
+            recorded += writer_stats.frames_written
+        return PipelineStats(self.capture.stats, self.engine.stats, writer_stats, dropped, recorded,
+                             paused=self.capture.paused)

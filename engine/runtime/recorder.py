@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,10 +13,13 @@ import numpy as np
 from engine.detections import Detections
 from engine.render import draw_detections
 from engine.runtime.frames import Frame, Result
-from engine.runtime.queues import DropPolicy, put_blocking, put_end, put_latest
+from engine.runtime.queues import POLL_INTERVAL, DropPolicy, StreamEnd, put_blocking, put_end, put_latest
 from engine.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
+
+#: How long ending a recording waits for its recorder to make room before dropping frames.
+END_WAIT_SECONDS = 5.0
 
 
 class LatestResult:
@@ -34,28 +38,83 @@ class LatestResult:
             return self._result
 
 
+class RecordingTap:
+    """The socket a recording plugs into while the pipeline runs.
+
+    The stage that feeds recordings (the fan-out in live mode, the engine in all-frames mode)
+    offers every item here; without a recording attached the offer costs a lock and nothing
+    else. Attaching and detaching happen on other threads (the GUI's record toggle), so a
+    detach waits for an offer in progress and then ends the detached queue itself: the
+    recorder behind it always sees exactly one :class:`StreamEnd`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.Queue | None = None
+        self._closed: StreamEnd | None = None
+
+    def attach(self, target: queue.Queue) -> None:
+        """Send the next items to ``target``; ends it at once if the stream has already ended."""
+        with self._lock:
+            if self._closed is None:
+                self._queue = target
+                return
+        _end_recording(target, self._closed)
+
+    def detach(self, end: StreamEnd) -> None:
+        """Stop feeding the current recording and end its queue with ``end``."""
+        with self._lock:
+            target, self._queue = self._queue, None
+            if target is not None:
+                _end_recording(target, end)
+
+    def offer(self, item: Frame | Result, stop: threading.Event) -> None:
+        """Hand ``item`` to the attached recording, waiting while it is behind (no drops)."""
+        with self._lock:
+            if self._queue is not None:
+                put_blocking(self._queue, item, stop)
+
+    def close(self, end: StreamEnd) -> None:
+        """The stream ended: end the attached recording, and any attached later."""
+        with self._lock:
+            self._closed = end
+            target, self._queue = self._queue, None
+            if target is not None:
+                _end_recording(target, end)
+
+
+def _end_recording(target: queue.Queue, end: StreamEnd) -> None:
+    """Queue ``end`` behind every frame; a recorder that stopped reading loses the oldest instead."""
+    deadline = time.monotonic() + END_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            target.put(end, timeout=POLL_INTERVAL)
+            return
+        except queue.Full:
+            continue
+    put_latest(target, end)
+
+
 class FanOut(Worker):
-    """Live mode: every captured frame goes to the recorder; the engine only ever sees the newest.
+    """Live mode: every captured frame goes to the recording; the engine only ever sees the newest.
 
     Frames the engine had no time for are dropped from its queue and counted here.
     """
 
-    def __init__(self, source: queue.Queue, engine_input: queue.Queue, recorder_input: queue.Queue | None) -> None:
+    def __init__(self, source: queue.Queue, engine_input: queue.Queue, tap: RecordingTap) -> None:
         self.source = source
         self.engine_input = engine_input
-        self.recorder_input = recorder_input
+        self.tap = tap
         self.dropped = 0
         super().__init__("fanout")
 
     def _run(self) -> None:
         end = self._consume(self.source, self._forward)
         put_end(self.engine_input, end, self._stop, DropPolicy.LIVE)
-        if self.recorder_input is not None:
-            put_end(self.recorder_input, end, self._stop, DropPolicy.ALL_FRAMES)
+        self.tap.close(end)
 
     def _forward(self, frame: Frame) -> None:
-        if self.recorder_input is not None:
-            put_blocking(self.recorder_input, frame, self._stop)
+        self.tap.offer(frame, self._stop)
         self.dropped += put_latest(self.engine_input, frame)
 
 

@@ -23,12 +23,18 @@ logger = logging.getLogger(__name__)
 # Spread of each knob's private copy of the difficulty scalar (mid-range).
 _KNOB_JITTER = 0.08
 # Smallest and largest nominal object diameters, as fractions of the image's short side.
+# The hard end stays within reach of a stride-8 detector at 320 px (about 19 px and up): a
+# world where nothing is findable teaches a router nothing about where the second exit helps.
 _EASY_SIZES = (0.22, 0.45)
-_HARD_SIZES = (0.025, 0.08)
+_HARD_SIZES = (0.06, 0.14)
+# Range of objects per image at both ends.
+_EASY_COUNT, _HARD_COUNT = (1, 3), (8, 20)
 # Object-to-surroundings colour distance (fraction of the RGB cube diagonal) at both ends.
-_EASY_CONTRAST, _HARD_CONTRAST = 0.5, 0.12
-_MAX_DISTRACTORS = 30
-_MAX_NOISE, _MAX_BLUR = 0.04, 1.0
+_EASY_CONTRAST, _HARD_CONTRAST = 0.5, 0.22
+_MAX_DISTRACTORS = 20
+_MAX_NOISE, _MAX_BLUR = 0.025, 0.8
+# Largest share of an object that may be hidden by others or cut by the frame.
+_MAX_OVERLAP = 0.4
 
 
 def _lerp(easy: float, hard: float, t: float) -> float:
@@ -91,8 +97,8 @@ def sample_scene_params(difficulty: float, rng: np.random.Generator) -> ScenePar
     """Derive scene settings from the difficulty scalar.
 
     At 0: one to three large, high-contrast, unoccluded objects on a calm background with a
-    clean exposure. At 1: 15 to 40 objects of 8 to 26 px (at 320 px), low contrast, heavy
-    overlap and truncation, dense clutter, a busy background, blur, noise and uneven light.
+    clean exposure. At 1: 8 to 20 objects of 19 to 45 px (at 320 px), low contrast, overlap
+    and truncation, dense clutter, a busy background, blur, noise and uneven light.
     """
     if not 0.0 <= difficulty <= 1.0:
         raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
@@ -104,15 +110,16 @@ def sample_scene_params(difficulty: float, rng: np.random.Generator) -> ScenePar
         return min(1.0, max(0.0, difficulty + spread * rng.standard_normal()))
 
     d_count, d_size, d_overlap, d_contrast, d_clutter = knob(), knob(), knob(), knob(), knob()
-    low, high = round(_lerp(1, 15, d_count)), round(_lerp(3, 40, d_count))
+    low = round(_lerp(_EASY_COUNT[0], _HARD_COUNT[0], d_count))
+    high = round(_lerp(_EASY_COUNT[1], _HARD_COUNT[1], d_count))
     clutter = max(0.0, d_clutter - 0.15) / 0.85
     return SceneParams(
         difficulty=float(difficulty),
         num_objects=int(rng.integers(low, high + 1)),
         size_range=size_range(d_size),
-        max_overlap=_lerp(0.0, 0.6, d_overlap),
-        clustering=_lerp(0.0, 0.7, d_overlap),
-        truncation=_lerp(0.0, 0.6, d_overlap),
+        max_overlap=_lerp(0.0, _MAX_OVERLAP, d_overlap),
+        clustering=_lerp(0.0, 0.5, d_overlap),
+        truncation=_lerp(0.0, _MAX_OVERLAP, d_overlap),
         contrast=_lerp(_EASY_CONTRAST, _HARD_CONTRAST, d_contrast),
         max_aspect=_lerp(1.15, 1.35, d_size),
         num_distractors=round(_MAX_DISTRACTORS * clutter * float(rng.uniform(0.6, 1.2))),
@@ -197,8 +204,9 @@ def true_difficulty(
     """Score the rendered factors in [0, 1], each mapped to [0, 1] before a weighted sum.
 
     Object size counts on a log scale relative to the image's short side (a quarter of it
-    or more is 0, 2.5% or less is 1); the object count on a log scale up to 40; contrast is 0
-    at or above 0.45 and 1 at 0.05; noise, blur and clutter are linear up to their maxima.
+    or more is 0, 5% or less is 1); the object count on a log scale up to the hard end's
+    largest count; contrast is 0 at or above 0.45 and 1 at 0.2 or below; occlusion, noise,
+    blur and clutter are linear up to their maxima.
     """
 
     def unit(value: float) -> float:
@@ -206,10 +214,10 @@ def true_difficulty(
 
     relative_size = max(min_object_size, 1e-3) / short_side
     terms = {
-        "size": unit(math.log(0.25 / relative_size) / math.log(0.25 / 0.025)),
-        "contrast": unit((0.45 - contrast) / 0.4),
-        "count": unit(math.log1p(num_objects) / math.log1p(40)),
-        "occlusion": unit(mean_occlusion / 0.6),
+        "size": unit(math.log(0.25 / relative_size) / math.log(0.25 / 0.05)),
+        "contrast": unit((0.45 - contrast) / 0.25),
+        "count": unit(math.log1p(num_objects) / math.log1p(_HARD_COUNT[1])),
+        "occlusion": unit(mean_occlusion / _MAX_OVERLAP),
         "noise": unit(noise / _MAX_NOISE),
         "blur": unit(blur / _MAX_BLUR),
         "clutter": unit(0.5 * num_distractors / _MAX_DISTRACTORS + 0.5 * busyness),

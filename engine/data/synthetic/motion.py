@@ -26,7 +26,7 @@ from engine.data.synthetic.scene import Layer, sample_object, sample_radius
 
 logger = logging.getLogger(__name__)
 
-_MAX_CLUTTER = 36
+_MAX_CLUTTER = 24
 # Difficulty range over which one piece of clutter fades from invisible to solid.
 _CLUTTER_FADE = 0.1
 _SPAWN_GAP_S = 0.2
@@ -125,7 +125,7 @@ class MovingWorld:
     @staticmethod
     def _target_count(difficulty: float) -> int:
         # Convex in the difficulty, so calm stretches hold only a handful of objects.
-        return round(1.0 + 29.0 * difficulty**1.3)
+        return round(1.0 + 19.0 * difficulty**1.3)
 
     def _spawn(self, t: float) -> _Mover:
         """A new object just outside a random edge, heading into the frame."""

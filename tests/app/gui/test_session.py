@@ -49,10 +49,32 @@ def test_switch_source_and_mode_while_running(start_session, videos, qtbot):
     qtbot.waitUntil(lambda: window.view.result.detections.threshold == 0.2, timeout=WAIT_MS)
 
 
-def test_video_files_loop(start_session, videos, qtbot):
+def test_video_files_loop_without_a_restart(start_session, videos, qtbot):
     _, session = start_session(videos["short"])  # 8 frames: under a second per pass
     first = session.pipeline
-    qtbot.waitUntil(lambda: session.pipeline is not first and session.pipeline is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: session.pipeline.stats.capture.loops >= 1, timeout=WAIT_MS)
+    assert session.pipeline is first  # the controller and the recording carry on
+
+
+def test_record_toggle_and_pause_act_on_the_running_pipeline(start_session, videos, qtbot, tmp_path):
+    window, session = start_session(videos["a"])
+    pipeline, playback = session.pipeline, window.controls.playback
+    recording = tmp_path / "clip.mkv"
+    playback.record_path.setText(str(recording))
+    playback.toggle_record()
+    qtbot.waitUntil(lambda: pipeline.stats.frames_recorded >= 3, timeout=WAIT_MS)
+    playback.toggle_record()
+    assert session.pipeline is pipeline and not pipeline.recording
+    assert pipeline.writer.stats.state == "closed" and recording.stat().st_size > 0
+    assert "clip.mkv" in window.notice_text()
+    playback.playPauseToggled.emit(True)
+    qtbot.waitUntil(lambda: pipeline.stats.capture.state == "paused", timeout=WAIT_MS)
+    held = pipeline.stats.capture.frames_read
+    qtbot.wait(400)  # four frame intervals of the clip
+    assert pipeline.stats.capture.frames_read <= held + 1
+    playback.playPauseToggled.emit(False)
+    qtbot.waitUntil(lambda: pipeline.stats.capture.frames_read > held + 2, timeout=WAIT_MS)
+    assert session.pipeline is pipeline
 
 
 def test_closing_stops_every_thread(start_session, videos, qtbot, tmp_path):

@@ -68,11 +68,11 @@ def test_difficulty_moves_every_factor_the_right_way() -> None:
         return {name: float(np.mean([getattr(f, name) for f in factors])) for name in names}
 
     easy, hard = mean_factors(0.1), mean_factors(0.9)
-    assert hard["num_objects"] > easy["num_objects"] + 10
+    assert hard["num_objects"] > easy["num_objects"] + 7
     assert hard["min_object_size"] < easy["min_object_size"] / 3
     assert hard["contrast"] < easy["contrast"] - 0.15
     assert hard["noise"] > easy["noise"] and hard["blur"] > easy["blur"]
-    assert hard["num_distractors"] > easy["num_distractors"] + 10
+    assert hard["num_distractors"] > easy["num_distractors"] + 8
     assert hard["true_difficulty"] > easy["true_difficulty"] + 0.4
 
 
