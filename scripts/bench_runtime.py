@@ -2,7 +2,12 @@
 
 Prints one JSON line per measurement. All runs happen in this process, one after another, so
 compare the ratios between lines rather than absolute numbers on a shared machine.
-    python scripts/bench_runtime.py [--weights W] [--video V] [--backend auto] [--seconds 20]
+    python scripts/bench_runtime.py [--weights W] [--video V] [--backend auto] [--threads N]
+                                    [--seconds 20] [--realtime] [--only controller|throughput]
+
+With ``--realtime`` the exit rates and the controller run are measured on the video played at
+its own rate (the ``run --realtime`` case): the halfway target must then lie below the video's
+frame rate, so pick a backend and thread count whose exit 2 alone cannot keep up with it.
 """
 
 from __future__ import annotations
@@ -48,18 +53,19 @@ def consume(config: PipelineConfig, predictor: Predictor, calibration, seconds: 
             "recorded": pipeline.stats.frames_recorded}
 
 
-def controller_benchmark(predictor, calibration, video: str, seconds: float) -> None:
+def controller_benchmark(predictor, calibration, video: str, seconds: float, realtime: bool) -> None:
+    """All-exit-1 and all-exit-2 rates, then the controller holding the rate halfway between them."""
     rates = {}
     for route in ("first", "second"):
-        rates[route] = consume(PipelineConfig(video, RoutingMode(route)), predictor, calibration, seconds)["fps"]
+        config = PipelineConfig(video, RoutingMode(route), realtime=realtime, loop=True)
+        rates[route] = consume(config, predictor, calibration, seconds)["fps"]
     target = round((rates["first"] + rates["second"]) / 2, 2)
-    print(json.dumps({"measure": "exit_rates_all_frames", "all_exit1_fps": rates["first"],
+    print(json.dumps({"measure": "exit_rates", "realtime": realtime, "all_exit1_fps": rates["first"],
                       "all_exit2_fps": rates["second"], "target_fps": target}), flush=True)
-    for realtime in (False, True):
-        result = consume(PipelineConfig(video, RoutingMode("target_fps", target), realtime=realtime), predictor,
-                         calibration, seconds)
-        print(json.dumps({"measure": "controller", "realtime": realtime, "target_fps": target, **result,
-                          "error_vs_target": round(result["fps"] / target - 1, 4)}), flush=True)
+    config = PipelineConfig(video, RoutingMode("target_fps", target), realtime=realtime, loop=True)
+    result = consume(config, predictor, calibration, seconds)
+    print(json.dumps({"measure": "controller", "realtime": realtime, "target_fps": target, **result,
+                      "error_vs_target": round(result["fps"] / target - 1, 4)}), flush=True)
 
 
 def throughput_benchmark(predictor, calibration, seconds: float) -> None:
@@ -101,13 +107,17 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each controller run")
+    parser.add_argument("--realtime", action="store_true", help="play the video at its own rate (live policy)")
+    parser.add_argument("--only", choices=("controller", "throughput"), help="run one of the two benchmarks")
     args = parser.parse_args()
     model = load_detector(args.weights)
     backend = make_backend(model, args.backend, threads=args.threads, weights_path=Path(args.weights))
     predictor = Predictor(backend, model.class_names, model.input_size)
     print(json.dumps({"weights": args.weights, "backend": backend.name, "imgsz": model.input_size}), flush=True)
-    controller_benchmark(predictor, model.calibration, args.video, args.seconds)
-    throughput_benchmark(predictor, model.calibration, args.seconds)
+    if args.only != "throughput":
+        controller_benchmark(predictor, model.calibration, args.video, args.seconds, args.realtime)
+    if args.only != "controller":
+        throughput_benchmark(predictor, model.calibration, args.seconds)
 
 
 if __name__ == "__main__":

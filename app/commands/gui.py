@@ -26,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-loop", action="store_true", help="do not restart video files when they end")
     parser.add_argument("--screenshot", help="save a PNG of the window after --quit-after-frames frames, "
                                              "then quit")
-    parser.add_argument("--quit-after-frames", type=int, help="with --screenshot: frames to process first "
-                                                              "(default 30)")
+    parser.add_argument("--quit-after-frames", type=int, help="quit after this many processed frames "
+                                                              "(with --screenshot: default 30)")
+    parser.add_argument("--summary", action="store_true", help="print a JSON summary of the run on exit "
+                                                               "(as `run` does)")
     parser.set_defaults(func=run)
 
 
@@ -46,10 +48,8 @@ def run(args: argparse.Namespace) -> int:
                         "for headless use try `python main.py run`")
     check_positive("--target-fps", args.target_fps)
     check_positive("--quit-after-frames", args.quit_after_frames)
-    if args.quit_after_frames is not None and not args.screenshot:
-        raise UserError("--quit-after-frames needs --screenshot")
     # Qt is imported only now: the other commands, and machines without Qt, never load it.
-    from app.gui.application import ScreenshotRequest, run_gui
+    from app.gui.application import QuitRequest, run_gui
     from app.gui.model_loader import ModelChoice
     from app.gui.session import SessionOptions
 
@@ -57,5 +57,7 @@ def run(args: argparse.Namespace) -> int:
                         conf=args.conf, iou=args.iou, threads=args.threads)
     options = SessionOptions(source=args.source if args.source is not None else str(DEFAULT_VIDEO), model=model,
                              target_fps=args.target_fps, loop=not args.no_loop)
-    screenshot = ScreenshotRequest(Path(args.screenshot), args.quit_after_frames or 30) if args.screenshot else None
-    return run_gui(options, screenshot)
+    quit_request = None
+    if args.screenshot or args.quit_after_frames:
+        quit_request = QuitRequest(args.quit_after_frames or 30, Path(args.screenshot) if args.screenshot else None)
+    return run_gui(options, quit_request, summary=args.summary)

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--record", help="write the annotated video here (.mp4 or .mkv; crash-safe)")
     parser.add_argument("--events", help="write one JSON line per processed frame here")
     parser.add_argument("--realtime", action="store_true", help="play files at their native rate (live mode)")
+    parser.add_argument("--loop", action="store_true", help="start files over at their end, on one timeline "
+                                                       "(stop with --duration, --max-frames or Ctrl-C)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--max-frames", type=int, help="stop after processing this many frames")
     parser.add_argument("--max-reconnects", type=int, help="give up after this many failed reconnects in a row "
@@ -93,7 +95,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     _check_classes(classes, names)
     mode = routing_mode(args, calibration)
     config = PipelineConfig(source=source, mode=mode, realtime=args.realtime, record=args.record, classes=classes,
-                            stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
+                            stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects, loop=args.loop)
     sinks = _open_sinks(args, classes)
     pipeline = Pipeline(config, predictor, calibration)
     return StreamingRun(pipeline, sinks, args, info, spec.display, stop).execute()
@@ -206,7 +208,8 @@ class StreamingRun:
             return None
         from tqdm import tqdm
 
-        total = self.info.frame_count if self.info is not None and not self.args.realtime else None
+        total = self.info.frame_count if self.info is not None and not (self.args.realtime or self.args.loop) \
+            else None
         return tqdm(total=total, unit="frame", desc=self.display[-40:], file=sys.stderr, dynamic_ncols=True,
                     disable=None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -21,21 +22,22 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ScreenshotRequest:
-    """Save the whole window to ``path`` after ``frames`` processed frames, then quit."""
+class QuitRequest:
+    """Quit after ``frames`` processed frames, saving the whole window to ``screenshot`` if given."""
 
-    path: Path
     frames: int
+    screenshot: Path | None = None
 
 
-class ScreenshotOnFrames(QObject):
-    """Grabs the window once the session has processed enough frames, then ends the event loop.
+class QuitOnFrames(QObject):
+    """Ends the event loop once the session has processed enough frames (grabbing the window first).
 
-    The exit code is 0 when the picture was saved after enough frames. An error, or a stream
-    that ends first, is captured too (it shows what went wrong) but ends with exit code 1.
+    The exit code is 0 after enough frames (and a saved picture, when one was asked for). An
+    error, or a stream that ends first, ends the loop too (and is captured, to show what went
+    wrong) with exit code 1.
     """
 
-    def __init__(self, window: MainWindow, session: Session, request: ScreenshotRequest) -> None:
+    def __init__(self, window: MainWindow, session: Session, request: QuitRequest) -> None:
         super().__init__(window)
         self.window = window
         self.request = request
@@ -58,26 +60,35 @@ class ScreenshotOnFrames(QObject):
         QTimer.singleShot(100, lambda: self._save(success))
 
     def _save(self, success: bool) -> None:
-        self.request.path.parent.mkdir(parents=True, exist_ok=True)
-        self.saved = self.window.grab().save(str(self.request.path), "PNG")
-        if not self.saved:
-            logger.error("could not write the screenshot to %s", self.request.path)
+        path = self.request.screenshot
+        self.saved = path is None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.saved = self.window.grab().save(str(path), "PNG")
+            if not self.saved:
+                logger.error("could not write the screenshot to %s", path)
         self.exit_code = 0 if self.saved and success else 1
         QApplication.instance().exit(self.exit_code)
 
 
-def run_gui(options: SessionOptions, screenshot: ScreenshotRequest | None = None) -> int:
-    """Open the window and run until it is closed; returns the process exit code."""
+def run_gui(options: SessionOptions, quit_request: QuitRequest | None = None, summary: bool = False) -> int:
+    """Open the window and run until it is closed; returns the process exit code.
+
+    With ``summary``, one JSON line describing the run (the ``run`` command's figures) goes to
+    stdout at the end, so scripts can compare the window against a headless run.
+    """
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("DynaStream")
     apply_theme(app)
     window = MainWindow()
     session = Session(window, options)
-    hook = ScreenshotOnFrames(window, session, screenshot) if screenshot is not None else None
+    hook = QuitOnFrames(window, session, quit_request) if quit_request is not None else None
     window.show()
     session.start()
     with _close_on_interrupt(window):
         code = app.exec()
+    if summary:
+        print(json.dumps(session.summary()), flush=True)
     window.close()  # a screenshot exit leaves the window open; closing stops the session
     session.shutdown()
     return hook.exit_code if hook is not None else code

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,6 +77,8 @@ class Session(QObject):
         self.record_path: str | None = None
         self.classes: tuple[str, ...] = ()
         self._processed_before = 0
+        self._second_before = 0
+        self._first_result_at: float | None = None
         self._closed = False
         self._wire()
 
@@ -263,6 +266,7 @@ class Session(QObject):
         self.bridge.detach()
         pipeline, self.pipeline = self.pipeline, None
         self._processed_before += pipeline.engine.stats.frames_processed
+        self._second_before += pipeline.engine.stats.frames_second_exit
         if not pipeline.shutdown(timeout=STOP_TIMEOUT):
             logger.warning("a pipeline worker did not stop in time; the recording may be incomplete")
             # The next pipeline reuses the predictor, which only one engine thread may use.
@@ -277,7 +281,27 @@ class Session(QObject):
 
     # ----------------------------------------------------------------- pipeline output
 
+    def summary(self) -> dict:
+        """The run so far in the ``run`` command's terms (rates over every pipeline of the session)."""
+        processed = self.frames_processed
+        stats = self.pipeline.stats if self.pipeline is not None else None
+        second = self._second_before + (stats.engine.frames_second_exit if stats else 0)
+        elapsed = time.monotonic() - self._first_result_at if self._first_result_at is not None else 0.0
+        return {
+            "source": self._display(self.source),
+            "frames_processed": processed,
+            "frames_dropped": stats.frames_dropped if stats else None,
+            "processing_fps": round(processed / elapsed, 2) if elapsed > 0 else 0.0,
+            "second_exit_fraction": round(second / processed, 4) if processed else 0.0,
+            "target_fps": self.target_fps if self.kind == "target_fps" else None,
+            "mean_latency_ms": round(stats.engine.mean_latency_ms, 2) if stats else None,
+            "p95_latency_ms": round(stats.engine.p95_latency_ms, 2) if stats else None,
+        }
+
     def _on_result(self, result: Result) -> None:
+        if self._first_result_at is None:
+            # The first frame's own processing time is part of the run's rate, as in `run`.
+            self._first_result_at = time.monotonic() - result.latency_ms / 1000
         if not self.paused:
             self.window.view.show_result(result)
             self.window.view.set_state(None)

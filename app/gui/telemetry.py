@@ -86,8 +86,8 @@ class StatusPanel(QGroupBox):
         if capture.width:
             source += f" · {capture.width}×{capture.height}"
         self._set(self._values["Source"], source, TEXT)
-        self._set(self._values["Latency"], f"{engine.mean_latency_ms:.0f} ms (p95 {engine.p95_latency_ms:.0f})",
-                  TEXT)
+        latency = f"{engine.recent_latency_ms:.0f} ms (p95 {engine.recent_p95_latency_ms:.0f})"
+        self._set(self._values["Latency"], latency, TEXT)
         self._set(self._values["Exit-2 share"], f"{engine.second_exit_fraction:.0%}", TEXT)
         self._set(self._values["Dropped"], f"{stats.frames_dropped} frames", TEXT)
         self._set(self._values["Stream"], *describe_capture(capture))

@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.runtime.controller import ControllerState
 from engine.runtime.frames import Frame, Result
+from engine.runtime.latency import LatencyHistogram
 from engine.runtime.queues import DropPolicy, StreamEnd, put_blocking, put_end, put_latest
 from engine.runtime.routing import RoutingMode, RoutingPolicy
 from engine.runtime.worker import Worker
@@ -24,14 +25,19 @@ if TYPE_CHECKING:  # the predictor brings torch; torch-free importers (the GUI) 
 
 logger = logging.getLogger(__name__)
 
+#: Frames the recent latency figures cover (about 20 s at 30 fps).
+RECENT_FRAMES = 600
+
 
 @dataclass(frozen=True)
 class EngineStats:
     frames_processed: int = 0
     frames_second_exit: int = 0
     processing_fps: float = 0.0
-    mean_latency_ms: float = 0.0
+    mean_latency_ms: float = 0.0  # capture to result, over the whole run
     p95_latency_ms: float = 0.0
+    recent_latency_ms: float = 0.0  # over the last RECENT_FRAMES frames
+    recent_p95_latency_ms: float = 0.0
     mean_engine_ms: float = 0.0
     mode: str = ""
     controller: ControllerState | None = None
@@ -68,7 +74,8 @@ class InferenceEngine(Worker):
         self._lock = threading.Lock()
         self._pending_mode: RoutingMode | None = None
         self._rate_reset = False
-        self._latencies: deque[float] = deque(maxlen=600)
+        self._latencies: deque[float] = deque(maxlen=RECENT_FRAMES)
+        self._run_latency = LatencyHistogram()
         self._engine_ms: deque[float] = deque(maxlen=120)
         self._done_times: deque[float] = deque(maxlen=120)
         self._stats = EngineStats(mode=mode.describe())
@@ -137,6 +144,7 @@ class InferenceEngine(Worker):
         if reset:
             self._done_times.clear()
         self._latencies.append(latency_ms)
+        self._run_latency.add(latency_ms)
         self._engine_ms.append(engine_ms)
         self._done_times.append(now)
         times = self._done_times
@@ -147,7 +155,9 @@ class InferenceEngine(Worker):
             self._stats = EngineStats(
                 frames_processed=s.frames_processed + 1,
                 frames_second_exit=s.frames_second_exit + (exit_taken == 2),
-                processing_fps=fps, mean_latency_ms=float(lat.mean()), p95_latency_ms=float(np.percentile(lat, 95)),
+                processing_fps=fps, mean_latency_ms=self._run_latency.mean,
+                p95_latency_ms=self._run_latency.percentile(95), recent_latency_ms=float(lat.mean()),
+                recent_p95_latency_ms=float(np.percentile(lat, 95)),
                 mean_engine_ms=float(np.mean(self._engine_ms)), mode=self.policy.mode.describe(),
                 controller=controller, error=s.error,
             )

@@ -69,14 +69,14 @@ def test_file_all_frames_with_recording_and_events(tiny_weights, tmp_path):
     assert written[-1] == pytest.approx(times[-1], abs=0.01)
 
 
-def test_max_frames_and_target_fps(tiny_weights, tmp_path):
+def test_max_frames_and_target_fps_on_a_looping_file(tiny_weights, tmp_path):
     video = tmp_path / "in.mp4"
-    make_video(video, frames=40, fps=10, size=(64, 48))
-    result = run_cli(tiny_weights, "--source", str(video), "--max-frames", "12", "--target-fps", "5")
+    make_video(video, frames=10, fps=10, size=(64, 48))
+    result = run_cli(tiny_weights, "--source", str(video), "--loop", "--max-frames", "25", "--target-fps", "5")
     assert result.returncode == 0, result.stderr
     summary = summary_of(result.stdout)
     assert summary["exit_reason"] == "max_frames"
-    assert summary["frames_processed"] == 12
+    assert summary["frames_processed"] == 25  # two and a half passes
     assert summary["target_fps"] == 5
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,3 +47,14 @@ def test_screenshot_option_writes_a_png(tiny_weights, videos, tmp_path):
                             env=headless_env(QT_QPA_PLATFORM="offscreen"))
     assert result.returncode == 0, result.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quit_after_frames_prints_a_run_summary(tiny_weights, videos):
+    command = [sys.executable, "main.py", "gui", "--weights", str(tiny_weights), "--backend", "torch", "--threads",
+               "1", "--source", str(videos["a"]), "--target-fps", "6", "--quit-after-frames", "12", "--summary"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=180,
+                            env=headless_env(QT_QPA_PLATFORM="offscreen"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["frames_processed"] >= 12 and summary["target_fps"] == 6.0
+    assert 0 < summary["processing_fps"] < 20 and 0 <= summary["second_exit_fraction"] <= 1
