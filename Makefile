@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # multi-gigabyte CUDA build from the registry instead.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test lint bench model clean
+.PHONY: setup demo test lint bench bench-runtime bench-gui soak model clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,22 @@ lint: setup
 
 bench: setup
 	$(PY) scripts/bench_model.py
+
+# The controller on the demo played in real time (PyTorch on one thread, so that exit 2 alone
+# cannot keep up with the clip), then all-frames throughput on a 1280x720 file with recording.
+bench-runtime: setup
+	$(PY) scripts/bench_runtime.py --only controller --realtime --backend torch --threads 1
+	$(PY) scripts/bench_runtime.py --only throughput
+
+# Five minutes in the window (Xvfb) against five minutes headless, same settings.
+bench-gui: setup
+	bash scripts/install_system_deps.sh
+	$(PY) scripts/bench_gui.py
+
+# Ten minutes live from the RTSP test server: memory and latency over time.
+soak: setup
+	bash scripts/install_system_deps.sh
+	$(PY) scripts/soak_live.py
 
 # Regenerates assets/ (bundled model, its evaluation, demo video) from scratch: about 90 minutes.
 model: setup

@@ -76,8 +76,12 @@ def _font(point_size: float, bold: bool = False) -> QFont:
 
 
 def paint_detections(painter: QPainter, det: Detections, mapping: ImageMapping,
-                     keep: Collection[str] | None = None) -> None:
-    """Boxes in their class colours with ``name 0.87`` labels; ``keep`` limits the classes shown."""
+                     keep: Collection[str] | None = None, avoid: QRectF | None = None) -> None:
+    """Boxes in their class colours with ``name 0.87`` labels; ``keep`` limits the classes shown.
+
+    Labels stay clear of ``avoid`` (the badge): one that would sit under it moves inside its
+    box, or below the box when the box's top is covered too.
+    """
     font = _font(LABEL_POINT_SIZE, bold=True)
     metrics = QFontMetricsF(font)
     painter.setFont(font)
@@ -89,20 +93,58 @@ def paint_detections(painter: QPainter, det: Detections, mapping: ImageMapping,
         painter.setPen(QPen(color, 2.0))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(rect)
-        _paint_label(painter, f"{label} {float(score):.2f}", rect, color, metrics, mapping.target)
+        _paint_label(painter, f"{label} {float(score):.2f}", rect, color, metrics, mapping.target, avoid)
+
+
+def label_rect(width: float, height: float, box: QRectF, bounds: QRectF, avoid: QRectF | None = None) -> QRectF:
+    """Where a ``width`` x ``height`` label of ``box`` goes: above the box; else just inside its
+    top (no room above, or the badge is there); else just below the box. Always within ``bounds``."""
+    left = min(max(box.left() - 1, bounds.left()), max(bounds.left(), bounds.right() - width))
+    places = [box.top() - height, box.top(), box.bottom()]
+    fits = [top for top in places if top >= bounds.top() and top + height <= bounds.bottom()]
+    clear = [top for top in fits if avoid is None or not QRectF(left, top, width, height).intersects(avoid)]
+    return QRectF(left, (clear or fits or [box.top()])[0], width, height)
 
 
 def _paint_label(painter: QPainter, text: str, box: QRectF, color: QColor, metrics: QFontMetricsF,
-                 bounds: QRectF) -> None:
-    width, height = metrics.horizontalAdvance(text) + 8, metrics.height() + 2
-    top = box.top() - height
-    if top < bounds.top():  # no room above the box: put the label just inside it
-        top = box.top()
-    left = min(max(box.left() - 1, bounds.left()), max(bounds.left(), bounds.right() - width))
-    label = QRectF(left, top, width, height)
+                 bounds: QRectF, avoid: QRectF | None) -> None:
+    label = label_rect(metrics.horizontalAdvance(text) + 8, metrics.height() + 2, box, bounds, avoid)
     painter.fillRect(label, color)
     painter.setPen(_LABEL_TEXT)
     painter.drawText(label, Qt.AlignmentFlag.AlignCenter, text)
+
+
+@dataclass(frozen=True)
+class _BadgeLayout:
+    exit_text: str
+    detail_text: str
+    pill: QRectF
+    body: QRectF
+
+    @property
+    def area(self) -> QRectF:
+        return self.pill.united(self.body)
+
+
+def _badge_fonts() -> tuple[QFont, QFont]:
+    return _font(BADGE_POINT_SIZE + 1, bold=True), _font(BADGE_POINT_SIZE)
+
+
+def _badge_layout(det: Detections, latency_ms: float | None, origin: QPointF) -> _BadgeLayout:
+    exit_text, *details = badge_lines(det, latency_ms)
+    detail_text = "  ·  ".join(details)
+    title_font, body_font = _badge_fonts()
+    title_metrics, body_metrics = QFontMetricsF(title_font), QFontMetricsF(body_font)
+    pad = 7.0
+    height = max(title_metrics.height(), body_metrics.height()) + 6
+    pill = QRectF(origin.x(), origin.y(), title_metrics.horizontalAdvance(exit_text) + 2 * pad, height)
+    body = QRectF(pill.right(), origin.y(), body_metrics.horizontalAdvance(detail_text) + 2 * pad, height)
+    return _BadgeLayout(exit_text, detail_text, pill, body)
+
+
+def badge_area(det: Detections, latency_ms: float | None, origin: QPointF) -> QRectF:
+    """Where :func:`paint_badge` will draw, so that labels can keep out of the way."""
+    return _badge_layout(det, latency_ms, origin).area
 
 
 def paint_badge(painter: QPainter, det: Detections, latency_ms: float | None, origin: QPointF) -> QRectF:
@@ -111,14 +153,9 @@ def paint_badge(painter: QPainter, det: Detections, latency_ms: float | None, or
     One compact line (a pill in the exit's colour, then the routing and latency) hides as
     little of the picture as possible.
     """
-    exit_text, *details = badge_lines(det, latency_ms)
-    detail_text = "  ·  ".join(details)
-    title_font, body_font = _font(BADGE_POINT_SIZE + 1, bold=True), _font(BADGE_POINT_SIZE)
-    title_metrics, body_metrics = QFontMetricsF(title_font), QFontMetricsF(body_font)
-    pad = 7.0
-    height = max(title_metrics.height(), body_metrics.height()) + 6
-    pill = QRectF(origin.x(), origin.y(), title_metrics.horizontalAdvance(exit_text) + 2 * pad, height)
-    body = QRectF(pill.right(), origin.y(), body_metrics.horizontalAdvance(detail_text) + 2 * pad, height)
+    layout = _badge_layout(det, latency_ms, origin)
+    exit_text, detail_text, pill, body = layout.exit_text, layout.detail_text, layout.pill, layout.body
+    title_font, body_font = _badge_fonts()
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(_BADGE_BACKGROUND)
     painter.drawRoundedRect(pill.united(body), 4, 4)

@@ -12,7 +12,7 @@ from PyQt6.QtGui import QColor, QPainter, QPaintEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from app.gui.images import FrameImage, rgb_to_qimage
-from app.gui.overlay import ImageMapping, badge_lines, paint_badge, paint_detections, paint_state
+from app.gui.overlay import ImageMapping, badge_area, badge_lines, paint_badge, paint_detections, paint_state
 from app.gui.theme import ERROR, WARNING
 from engine.runtime.frames import Result
 
@@ -105,9 +105,10 @@ class VideoView(QWidget):
             if self._image is not None and self._result is not None:
                 mapping = ImageMapping.fit(self._image.width, self._image.height, area)
                 painter.drawImage(mapping.target, self._image.image)
-                paint_detections(painter, self._result.detections, mapping, self._keep)
-                paint_badge(painter, self._result.detections, self._result.latency_ms,
-                            mapping.target.topLeft() + QPointF(8, 8))
+                det, latency = self._result.detections, self._result.latency_ms
+                origin = mapping.target.topLeft() + QPointF(8, 8)
+                paint_detections(painter, det, mapping, self._keep, avoid=badge_area(det, latency, origin))
+                paint_badge(painter, det, latency, origin)
                 area = mapping.target
             if self._state is not None:
                 color = {"error": ERROR.lighter(140), "warning": WARNING}.get(self._state.kind)

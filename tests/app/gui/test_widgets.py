@@ -134,3 +134,19 @@ def test_badge_shows_enough_digits_for_close_calls():
     det = Detections.empty(("a",))
     det = Detections(det.boxes, det.scores, det.class_ids, det.class_names, 2, 0.50312, threshold=0.50347)
     assert badge_lines(det, None)[1] == "router score 0.5031 < 0.5035"
+
+
+def test_labels_keep_clear_of_the_badge(qapp):
+    from PyQt6.QtCore import QRectF
+
+    from app.gui.overlay import label_rect
+
+    bounds, badge = QRectF(0, 0, 640, 360), QRectF(8, 8, 300, 24)
+    free = label_rect(60, 14, QRectF(400, 100, 50, 50), bounds, badge)
+    assert free.bottom() == 100 and free.left() == 399  # the usual place: just above the box
+    under_badge = label_rect(60, 14, QRectF(100, 40, 50, 50), bounds, badge)
+    assert not under_badge.intersects(badge) and under_badge.top() == 40  # inside the box top
+    covered_top = label_rect(60, 14, QRectF(100, 10, 50, 50), bounds, badge)
+    assert not covered_top.intersects(badge) and covered_top.top() == 60  # below the box
+    at_edge = label_rect(60, 14, QRectF(600, 0, 40, 40), bounds)
+    assert bounds.contains(at_edge) and at_edge.top() == 0
