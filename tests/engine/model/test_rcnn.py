@@ -87,3 +87,40 @@ def test_training_gives_both_loss_dicts_and_router_scores():
 def test_mismatched_class_counts_are_refused():
     with pytest.raises(ValueError, match="same classes"):
         DyRCNNSpec(RCNNSpec(num_classes=3), RCNNSpec(num_classes=4))
+
+
+def test_both_detectors_start_from_a_torchvision_checkpoint_file(tmp_path):
+    import torchvision
+
+    from engine.errors import CheckpointError
+    from engine.model.rcnn.torchvision_init import init_from_torchvision
+
+    reference = torchvision_reference(seed=3)
+    detector_file = tmp_path / "fasterrcnn.pth"
+    torch.save(reference.state_dict(), detector_file)
+    model = dynamic_with(torchvision_reference(seed=4).state_dict())
+    first, second = init_from_torchvision(model, detector_file)
+    assert first.loaded == second.loaded == len(reference.state_dict()) and not first.skipped_shape
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.second.state_dict()[key], value)
+
+    classifier_file = tmp_path / "resnet18.pth"  # a plain ImageNet-style classifier, wrapped
+    classifier = torchvision.models.resnet18(weights=None)
+    torch.save({"state_dict": classifier.state_dict()}, classifier_file)
+    first, _ = init_from_torchvision(model, classifier_file)
+    assert torch.equal(model.first.backbone.body.layer4[1].conv2.weight, classifier.layer4[1].conv2.weight)
+    assert any(key.startswith("rpn.") for key in first.missing)
+
+    other_classes = FasterRCNN(resnet_fpn_backbone(backbone_name="resnet18", weights=None), num_classes=91)
+    torch.save(other_classes.state_dict(), detector_file)
+    first, _ = init_from_torchvision(model, detector_file)
+    assert set(first.skipped_shape) == {"roi_heads.box_predictor.cls_score.weight",
+                                        "roi_heads.box_predictor.cls_score.bias",
+                                        "roi_heads.box_predictor.bbox_pred.weight",
+                                        "roi_heads.box_predictor.bbox_pred.bias"}
+
+    (tmp_path / "notes.pth").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"notes\.pth"):
+        init_from_torchvision(model, tmp_path / "notes.pth")
+    with pytest.raises(CheckpointError, match="no such file"):
+        init_from_torchvision(model, tmp_path / "missing.pth")
