@@ -7,7 +7,8 @@ compare the ratios between lines rather than absolute numbers on a shared machin
 
 With ``--realtime`` the exit rates and the controller run are measured on the video played at
 its own rate (the ``run --realtime`` case): the halfway target must then lie below the video's
-frame rate, so pick a backend and thread count whose exit 2 alone cannot keep up with it.
+frame rate, so pick a backend, thread count and input size whose exit 2 alone cannot keep up
+with it (`make bench-runtime` runs PyTorch at 640 px on the 30 fps demo).
 """
 
 from __future__ import annotations
@@ -106,14 +107,17 @@ def main() -> None:
     parser.add_argument("--video", default=str(DEFAULT_VIDEO))
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--imgsz", type=int, help="network input size (default: the model's)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each controller run")
     parser.add_argument("--realtime", action="store_true", help="play the video at its own rate (live policy)")
     parser.add_argument("--only", choices=("controller", "throughput"), help="run one of the two benchmarks")
     args = parser.parse_args()
     model = load_detector(args.weights)
     backend = make_backend(model, args.backend, threads=args.threads, weights_path=Path(args.weights))
-    predictor = Predictor(backend, model.class_names, model.input_size)
-    print(json.dumps({"weights": args.weights, "backend": backend.name, "imgsz": model.input_size}), flush=True)
+    imgsz = args.imgsz or model.input_size
+    predictor = Predictor(backend, model.class_names, imgsz)
+    print(json.dumps({"weights": args.weights, "backend": backend.name, "threads": args.threads, "imgsz": imgsz}),
+          flush=True)
     if args.only != "throughput":
         controller_benchmark(predictor, model.calibration, args.video, args.seconds, args.realtime)
     if args.only != "controller":

@@ -339,9 +339,11 @@ class Capture(Worker):
             )
         if first and source_id > 0:
             logger.info("capture %s: reconnected, receiving %dx%d", self.spec.display, width, height)
+        if self._realtime:
+            if not self._pace(pts):
+                return False
+            wall = time.time()  # a paced file's frame is captured when its time comes, not when read
         frame = Frame(index=index, pts=pts, wall_time=wall, image=raw.image, source_id=source_id)
-        if self._realtime and not self._pace(pts):
-            return False
         if self.policy is DropPolicy.ALL_FRAMES:
             return put_blocking(self.output, frame, self._stop)
         self._count_dropped(put_latest(self.output, frame))

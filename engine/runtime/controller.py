@@ -4,8 +4,13 @@ Model: a frame costs ``c1`` ms when it leaves at exit 1 and ``c2`` ms at exit 2 
 averages of the measured per-frame engine time, updated live). For a budget ``B = 1000 / F``
 the feasible share of exit-2 frames is ``p = (B - c1) / (c2 - c1)``. The threshold is the
 ``p``-quantile of recent router scores, so the hardest ``p`` of frames (lowest easiness) get
-the second detector. A slow integral term on the measured time per frame corrects what the
-cost model misses (decoding, NMS, drawing, other load on the machine).
+the second detector. A slow integral term on the measured time between results corrects what
+the cost model misses (decoding, NMS, drawing, other load on the machine, and waiting for a
+live source's next frame).
+
+A live source caps the rate at its own frame rate, so the budget is never taken shorter than
+the source's frame interval: asking for 60 fps from a 30 fps camera spends the 33 ms of each
+frame on the best exit that fits instead of chasing an impossible rate with exit 1.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class RateController:
         self.gain = feedback_gain
         self.correction = 0.0  # integral term, in units of exit-2 share
         self.frame_ms = self.costs[1]
+        self.source_interval_ms: float | None = None  # a live source's frame interval, when known
         self._share = 0.0
 
     def set_target(self, target_fps: float) -> None:
@@ -58,16 +64,36 @@ class RateController:
 
     @property
     def budget_ms(self) -> float:
+        """Time per frame the target allows."""
         return 1000.0 / self.target_fps
 
-    def observe(self, exit_taken: int, score: float, frame_ms: float, exit_ms: float | None = None) -> None:
-        """Record one processed frame: its exit, router score and engine time (whole frame)."""
+    @property
+    def usable_ms(self) -> float:
+        """Time per frame that can actually be spent: the budget, or a slower source's interval."""
+        return max(self.budget_ms, self.source_interval_ms or 0.0)
+
+    def observe(self, exit_taken: int, score: float, frame_ms: float, cycle_ms: float | None = None,
+                source_interval_ms: float | None = None) -> None:
+        """Record one processed frame.
+
+        Args:
+            exit_taken: 1 or 2.
+            score: the frame's router score.
+            frame_ms: the engine's time on the frame (updates that exit's cost).
+            cycle_ms: wall time since the previous result, waits included (the feedback's
+                measure); ``frame_ms`` when not given.
+            source_interval_ms: a live source's current frame interval, if known.
+        """
         self.scores.append(score)
         self.costs[exit_taken] += self.alpha * (frame_ms - self.costs[exit_taken])
         self.frame_ms += self.alpha * (frame_ms - self.frame_ms)
+        if source_interval_ms is not None:
+            self.source_interval_ms = source_interval_ms
         # Integral feedback on the time per frame relative to the budget; it only acts within
-        # the feasible range and is bounded so a transient cannot wind it up.
-        error = (self.budget_ms - frame_ms) / self.budget_ms
+        # the feasible range and is bounded (per frame and in total) so a transient, such as
+        # a pause, cannot wind it up.
+        measured = frame_ms if cycle_ms is None else cycle_ms
+        error = float(np.clip((self.usable_ms - measured) / self.usable_ms, -1.0, 1.0))
         if 0.0 < self._share < 1.0 or (self._share == 0.0 and error > 0) or (self._share == 1.0 and error < 0):
             self.correction = float(np.clip(self.correction + self.gain * error, -0.5, 0.5))
 
@@ -75,15 +101,15 @@ class RateController:
         """Exit-2 share the cost model alone predicts for the target."""
         c1, c2 = self.costs[1], self.costs[2]
         if c2 <= c1 + 1e-6:
-            return 1.0 if c2 <= self.budget_ms else 0.0
-        return float(np.clip((self.budget_ms - c1) / (c2 - c1), 0.0, 1.0))
+            return 1.0 if c2 <= self.usable_ms else 0.0
+        return float(np.clip((self.usable_ms - c1) / (c2 - c1), 0.0, 1.0))
 
     def decide(self) -> ControllerState:
         """The share and threshold for the next frame."""
         share = float(np.clip(self.model_share() + self.correction, 0.0, 1.0))
         self._share = share
         threshold = self.threshold_for(share)
-        reachable = self.costs[1] <= self.budget_ms * 1.02
+        reachable = self.costs[1] <= self.budget_ms * 1.02 and self.usable_ms <= self.budget_ms * 1.02
         pace = self.costs[2] < self.budget_ms
         return ControllerState(self.target_fps, share, threshold, self.costs[1], self.costs[2], self.frame_ms,
                                reachable, pace)

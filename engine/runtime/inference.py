@@ -60,10 +60,13 @@ class InferenceEngine(Worker):
         latest: a :class:`~engine.runtime.recorder.LatestResult` to keep up to date, if any.
         tap: a :class:`~engine.runtime.recorder.RecordingTap` that gets every result (all-frames
             recordings: each frame with its own detections), if any.
+        source_paced: frames arrive at the source's own rate (live mode): the controller then
+            learns that rate from the frames and never budgets below it.
     """
 
     def __init__(self, predictor: Predictor, input: queue.Queue, outputs: Sequence[tuple[queue.Queue, DropPolicy]],
-                 mode: RoutingMode, calibration=None, pace: bool = True, latest=None, tap=None) -> None:
+                 mode: RoutingMode, calibration=None, pace: bool = True, latest=None, tap=None,
+                 source_paced: bool = False) -> None:
         self.predictor = predictor
         self.latest = latest  # optional LatestResult holder the live recorder draws from
         self.tap = tap
@@ -74,6 +77,11 @@ class InferenceEngine(Worker):
         self._lock = threading.Lock()
         self._pending_mode: RoutingMode | None = None
         self._rate_reset = False
+        self._cycle_reset = False
+        self.source_paced = source_paced
+        self._last_done: float | None = None  # perf_counter when the previous result was ready
+        self._last_frame: Frame | None = None
+        self._source_ms: float | None = None
         self._latencies: deque[float] = deque(maxlen=RECENT_FRAMES)
         self._run_latency = LatencyHistogram()
         self._engine_ms: deque[float] = deque(maxlen=120)
@@ -94,7 +102,7 @@ class InferenceEngine(Worker):
     def reset_rate(self) -> None:
         """Start the processing-rate measurement afresh (after a pause, which is not slowness)."""
         with self._lock:
-            self._rate_reset = True
+            self._rate_reset = self._cycle_reset = True
 
     def _run(self) -> None:
         try:
@@ -118,7 +126,7 @@ class InferenceEngine(Worker):
         decision = self.policy.decide()
         det = self.predictor.predict([frame.image], threshold=decision.threshold, route=decision.route)[0]
         engine_ms = (time.perf_counter() - start) * 1000
-        self.policy.observe(det.exit, det.router_score, engine_ms)
+        self.policy.observe(det.exit, det.router_score, engine_ms, *self._cycle_and_source(frame))
         latency_ms = (time.time() - frame.wall_time) * 1000
         result = Result(frame, det, latency_ms, {"engine_ms": engine_ms})
         if self.latest is not None:
@@ -136,6 +144,23 @@ class InferenceEngine(Worker):
             remaining = 1.0 / decision.controller.target_fps - (time.perf_counter() - start)
             if remaining > 0:
                 self._stop.wait(remaining)
+
+    def _cycle_and_source(self, frame: Frame) -> tuple[float | None, float | None]:
+        """Wall time since the previous result (ms), and the live source's frame interval (ms)."""
+        now = time.perf_counter()
+        with self._lock:
+            reset, self._cycle_reset = self._cycle_reset, False
+        cycle = None if self._last_done is None or reset else (now - self._last_done) * 1000
+        self._last_done = now
+        last, self._last_frame = self._last_frame, frame
+        if not self.source_paced or last is None or last.source_id != frame.source_id:
+            return cycle, self._source_ms if self.source_paced else None
+        frames, seconds = frame.index - last.index, frame.wall_time - last.wall_time
+        if frames > 0 and seconds > 0:
+            interval = 1000 * seconds / frames
+            self._source_ms = interval if self._source_ms is None else self._source_ms + 0.1 * (
+                interval - self._source_ms)
+        return cycle, self._source_ms
 
     def _record(self, exit_taken: int, latency_ms: float, engine_ms: float, controller) -> None:
         now = time.perf_counter()

@@ -100,7 +100,8 @@ class Pipeline:
             engine_input = self.capture.output
             self.fanout = None
         self.engine = InferenceEngine(predictor, engine_input, [(self.results, result_policy)], config.mode,
-                                      calibration, latest=self.latest, tap=None if self.live else self.tap)
+                                      calibration, latest=self.latest, tap=None if self.live else self.tap,
+                                      source_paced=self.live)
         self.classes = config.classes
         self._recording = _Recording(config.record, self.latest, config.classes) if config.record else None
         self._finished_recordings: list[_Recording] = []

@@ -68,5 +68,6 @@ class RoutingPolicy:
         state = self.controller.decide()
         return Decision(state.threshold, "auto", state)
 
-    def observe(self, exit_taken: int, score: float, frame_ms: float) -> None:
-        self.controller.observe(exit_taken, score, frame_ms)
+    def observe(self, exit_taken: int, score: float, frame_ms: float, cycle_ms: float | None = None,
+                source_interval_ms: float | None = None) -> None:
+        self.controller.observe(exit_taken, score, frame_ms, cycle_ms, source_interval_ms)
