@@ -88,7 +88,8 @@ def main() -> int:
     memory = {"measure": "memory", "minutes": args.minutes, "rss_at_warm_up_mb": round(after_warm_up[0], 1),
               "rss_max_after_warm_up_mb": round(max(after_warm_up), 1), "rss_end_mb": round(after_warm_up[-1], 1),
               "growth_after_warm_up_mb": round(max(after_warm_up) - after_warm_up[0], 1),
-              "samples": len(samples)}
+              "samples": len(samples),
+              "rss_by_minute_mb": [round(rss, 1) for t, rss in samples if t % 60 < SAMPLE_EVERY_S]}
     print(json.dumps({"measure": "run_summary", **summary}), flush=True)
     print(json.dumps(memory), flush=True)
     for row in latency_by_minute(out / "events.jsonl"):

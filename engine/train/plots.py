@@ -22,14 +22,21 @@ def plot_training(history: list[dict[str, Any]], path: Path) -> Path:
     det = [r for r in history if r["phase"] == "detectors"]
     router = [r for r in history if r["phase"] == "router"]
     for key in ("det1", "det2"):
-        axes[0].plot([r["epoch"] + 1 for r in det], [r.get(key, float("nan")) for r in det], label=key)
+        axes[0].plot([r["epoch"] + 1 for r in det], [r.get(key, float("nan")) for r in det], marker="o", label=key)
     axes[0].set(title="detector losses (phase 1)", xlabel="epoch", ylabel="loss")
     for key in ("val_map_exit1", "val_map_exit2"):
         rows = [r for r in det if key in r]
         axes[1].plot([r["epoch"] + 1 for r in rows], [r[key] for r in rows], marker="o", label=key)
     axes[1].set(title="validation mAP@0.5:0.95", xlabel="epoch")
-    axes[2].plot([r["epoch"] + 1 for r in router], [r.get("router", float("nan")) for r in router], label="router")
+    axes[2].plot([r["epoch"] + 1 for r in router], [r.get("router", float("nan")) for r in router], marker="o",
+                 label="router")
     axes[2].set(title="router loss (phase 2)", xlabel="epoch")
+    if router and "score" in router[-1]:
+        # A short router phase is one or two points: spell out what it ended with.
+        last = router[-1]
+        axes[2].annotate(f"mean easiness {last['score']:.3f}\nmean gain (L1 - L2) {last.get('gain', float('nan')):.4f}"
+                         f"\nrunning median {last.get('median', float('nan')):.4f}",
+                         xy=(0.03, 0.05), xycoords="axes fraction", fontsize=9)
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend()
