@@ -73,6 +73,8 @@ class Session(QObject):
         self.loop = options.loop
         self.kind, self.mode_value = "target_fps", math.nan
         self.target_fps = options.target_fps
+        # A target the app picked (not the user) follows what the source can deliver.
+        self._auto_target = options.target_fps is None
         self.paused = False
         self.record_path: str | None = None
         self.classes: tuple[str, ...] = ()
@@ -141,6 +143,7 @@ class Session(QObject):
 
     def set_target_fps(self, fps: float) -> None:
         self.target_fps = fps
+        self._auto_target = False
         if self.kind == "target_fps":
             self._apply_mode()
 
@@ -315,6 +318,7 @@ class Session(QObject):
             self.window.chart.add_rate(stats.engine.processing_fps, target)
         self.window.chart.refresh()
         controller = stats.engine.controller
+        self._fit_auto_target(stats.capture.fps)
         if controller is not None:
             self.window.controls.routing.update_costs(controller.exit1_ms, controller.exit2_ms, stats.capture.fps)
         if stats.writer is not None and stats.writer.state == "failed" and self.record_path is not None:
@@ -323,6 +327,15 @@ class Session(QObject):
             self._show_error(stats.writer.last_error or "recording failed")
         if not self.paused:
             self.window.view.set_state(self._live_state(stats))
+
+    def _fit_auto_target(self, source_fps: float | None) -> None:
+        """An automatic target above the source's frame rate could never be met: use the source's rate."""
+        if not self._auto_target or not source_fps or self.target_fps is None or self.target_fps <= source_fps:
+            return
+        self.target_fps = round(source_fps, 1)
+        self.window.controls.routing.set_target_fps(self.target_fps)
+        if self.kind == "target_fps":
+            self._apply_mode()
 
     def _live_state(self, stats: PipelineStats) -> ViewState | None:
         """Offline, connecting, or stale: never let a frozen frame pass for live."""

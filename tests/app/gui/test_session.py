@@ -124,3 +124,14 @@ def test_a_dropped_stream_is_shown_offline(start_session, mjpeg_server, qtbot):
     qtbot.waitUntil(lambda: any(state and state.title == "Stream offline" for state in shown), timeout=WAIT_MS)
     offline = next(state for state in shown if state and state.title == "Stream offline")
     assert offline.detail.startswith("Reconnecting in") and offline.kind == "warning"
+
+
+def test_an_automatic_target_never_exceeds_the_source_rate(start_session, qtbot, tmp_path):
+    from tests.support.media import make_video
+
+    clip = tmp_path / "slow.mp4"
+    make_video(clip, frames=40, fps=5, size=(96, 64))
+    window, session = start_session(clip)  # no --target-fps: the app picks 10 fps for an uncalibrated model
+    qtbot.waitUntil(lambda: session.target_fps == 5.0, timeout=WAIT_MS)
+    assert window.controls.routing.target_fps == 5.0
+    qtbot.waitUntil(lambda: session.pipeline.engine.stats.controller.target_fps == 5.0, timeout=WAIT_MS)
