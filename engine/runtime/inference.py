@@ -76,8 +76,7 @@ class InferenceEngine(Worker):
         self.pace = pace
         self._lock = threading.Lock()
         self._pending_mode: RoutingMode | None = None
-        self._rate_reset = False
-        self._cycle_reset = False
+        self._timing_reset = False  # set by reset_rate, taken by the next frame
         self.source_paced = source_paced
         self._last_done: float | None = None  # perf_counter when the previous result was ready
         self._last_frame: Frame | None = None
@@ -102,7 +101,7 @@ class InferenceEngine(Worker):
     def reset_rate(self) -> None:
         """Start the processing-rate measurement afresh (after a pause, which is not slowness)."""
         with self._lock:
-            self._rate_reset = self._cycle_reset = True
+            self._timing_reset = True
 
     def _run(self) -> None:
         try:
@@ -120,13 +119,14 @@ class InferenceEngine(Worker):
     def _process(self, frame: Frame) -> None:
         with self._lock:
             mode, self._pending_mode = self._pending_mode, None
+            reset, self._timing_reset = self._timing_reset, False
         if mode is not None:
             self.policy.set_mode(mode)
         start = time.perf_counter()
         decision = self.policy.decide()
         det = self.predictor.predict([frame.image], threshold=decision.threshold, route=decision.route)[0]
         engine_ms = (time.perf_counter() - start) * 1000
-        self.policy.observe(det.exit, det.router_score, engine_ms, *self._cycle_and_source(frame))
+        self.policy.observe(det.exit, det.router_score, engine_ms, *self._cycle_and_source(frame, reset))
         latency_ms = (time.time() - frame.wall_time) * 1000
         result = Result(frame, det, latency_ms, {"engine_ms": engine_ms})
         if self.latest is not None:
@@ -138,18 +138,17 @@ class InferenceEngine(Worker):
                 put_blocking(target, result, self._stop)
         if self.tap is not None:
             self.tap.offer(result, self._stop)
-        self._record(det.exit, latency_ms, engine_ms, decision.controller)
+        self._record(det.exit, latency_ms, engine_ms, decision.controller, reset)
         if self.pace and decision.controller is not None and decision.controller.pace:
             # Exit 2 alone is faster than the target: hold the target instead of burning CPU.
             remaining = 1.0 / decision.controller.target_fps - (time.perf_counter() - start)
             if remaining > 0:
                 self._stop.wait(remaining)
 
-    def _cycle_and_source(self, frame: Frame) -> tuple[float | None, float | None]:
-        """Wall time since the previous result (ms), and the live source's frame interval (ms)."""
+    def _cycle_and_source(self, frame: Frame, reset: bool) -> tuple[float | None, float | None]:
+        """Wall time since the previous result (ms; None after a reset), and the live source's
+        frame interval (ms)."""
         now = time.perf_counter()
-        with self._lock:
-            reset, self._cycle_reset = self._cycle_reset, False
         cycle = None if self._last_done is None or reset else (now - self._last_done) * 1000
         self._last_done = now
         last, self._last_frame = self._last_frame, frame
@@ -162,10 +161,8 @@ class InferenceEngine(Worker):
                 interval - self._source_ms)
         return cycle, self._source_ms
 
-    def _record(self, exit_taken: int, latency_ms: float, engine_ms: float, controller) -> None:
+    def _record(self, exit_taken: int, latency_ms: float, engine_ms: float, controller, reset: bool) -> None:
         now = time.perf_counter()
-        with self._lock:
-            reset, self._rate_reset = self._rate_reset, False
         if reset:
             self._done_times.clear()
         self._latencies.append(latency_ms)

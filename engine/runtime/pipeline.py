@@ -69,13 +69,16 @@ class _Recording:
         self.recorder.start()
 
     def join(self, timeout: float) -> bool:
-        ok = True
-        for worker in (self.recorder, self.writer):
-            if not worker.join(timeout):
-                logger.warning("%s did not stop within %.0f s; stopping it", type(worker).__name__, timeout)
-                worker.stop()
-                ok = worker.join(timeout) and ok
-        return ok
+        return all([_join_or_stop(worker, timeout) for worker in (self.recorder, self.writer)])
+
+
+def _join_or_stop(worker, timeout: float) -> bool:
+    """Wait for ``worker`` to end; a straggler is told to stop and given ``timeout`` more."""
+    if worker.join(timeout):
+        return True
+    logger.warning("%s did not stop within %.0f s; stopping it", type(worker).__name__, timeout)
+    worker.stop()
+    return worker.join(timeout)
 
 
 class Pipeline:
@@ -190,14 +193,7 @@ class Pipeline:
         """Wait for the workers in pipeline order; True when all ended. Stragglers are told to stop."""
         if not self._started:
             return True
-        ok = True
-        for worker in (self.capture, self.fanout, self.engine):
-            if worker is None:
-                continue
-            if not worker.join(timeout):
-                logger.warning("%s did not stop within %.0f s; stopping it", type(worker).__name__, timeout)
-                worker.stop()
-                ok = worker.join(timeout) and ok
+        ok = all([_join_or_stop(w, timeout) for w in (self.capture, self.fanout, self.engine) if w is not None])
         with self._lock:
             recordings = [*self._finished_recordings, *([self._recording] if self._recording else [])]
         for recording in recordings:
