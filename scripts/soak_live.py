@@ -3,8 +3,8 @@
 Starts the GStreamer test server (tests/support/rtsp_server.py, needs the Debian packages of
 scripts/install_system_deps.sh), runs ``main.py run`` on it with recording, events and the
 controller for ``--minutes``, samples the process's resident memory every few seconds, and
-prints JSON lines: memory after warm-up against the end, and capture-to-result latency per
-minute from the events file.
+prints JSON lines: memory after warm-up against the end of the run (samples while frames flow;
+start-up and shutdown excluded), and capture-to-result latency per minute from the events file.
     python scripts/soak_live.py [--minutes 10] [--target-fps 20] [--size 640x360 --fps 30]
 """
 
@@ -38,6 +38,13 @@ def rss_mb(pid: int) -> float | None:
     except FileNotFoundError:
         return None
     return None
+
+
+def first_and_last_event(events: Path) -> tuple[float, float]:
+    """Wall times of the first and last processed frame."""
+    with events.open() as lines:
+        times = [json.loads(line)["wall_time"] for line in lines]
+    return times[0], times[-1]
 
 
 def latency_by_minute(events: Path) -> list[dict]:
@@ -75,21 +82,23 @@ def main() -> int:
                "--events", str(out / "events.jsonl")]
     try:
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        samples: list[tuple[float, float]] = []
-        started = time.monotonic()
+        samples: list[tuple[float, float]] = []  # (wall time, RSS)
         while process.poll() is None:
             if (rss := rss_mb(process.pid)) is not None:
-                samples.append((time.monotonic() - started, rss))
+                samples.append((time.time(), rss))
             time.sleep(SAMPLE_EVERY_S)
         summary = json.loads(process.stdout.read().strip().splitlines()[-1])
     finally:
         server.kill()
-    after_warm_up = [rss for t, rss in samples if t >= WARM_UP_S]
+    # Only while frames flowed: model loading before, and shutdown after, are not the run.
+    first, last = first_and_last_event(out / "events.jsonl")
+    running = [(t - first, rss) for t, rss in samples if first <= t <= last]
+    after_warm_up = [rss for t, rss in running if t >= WARM_UP_S]
     memory = {"measure": "memory", "minutes": args.minutes, "rss_at_warm_up_mb": round(after_warm_up[0], 1),
               "rss_max_after_warm_up_mb": round(max(after_warm_up), 1), "rss_end_mb": round(after_warm_up[-1], 1),
               "growth_after_warm_up_mb": round(max(after_warm_up) - after_warm_up[0], 1),
-              "samples": len(samples),
-              "rss_by_minute_mb": [round(rss, 1) for t, rss in samples if t % 60 < SAMPLE_EVERY_S]}
+              "samples": len(running),
+              "rss_by_minute_mb": [round(rss, 1) for t, rss in running if t % 60 < SAMPLE_EVERY_S]}
     print(json.dumps({"measure": "run_summary", **summary}), flush=True)
     print(json.dumps(memory), flush=True)
     for row in latency_by_minute(out / "events.jsonl"):
