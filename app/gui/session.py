@@ -155,9 +155,11 @@ class Session(QObject):
     def set_paused(self, paused: bool) -> None:
         """Hold a file where it is; a live source keeps running (and recording) behind a held picture."""
         self.paused = paused
-        held = False
-        if self.pipeline is not None:
-            held = self.pipeline.pause() if paused else (self.pipeline.resume() or True)
+        held = False  # whether the source itself stopped (a file), not just the picture
+        if self.pipeline is not None and paused:
+            held = self.pipeline.pause()
+        elif self.pipeline is not None:
+            self.pipeline.resume()
         self.window.controls.playback.set_paused(paused)
         hint = "press Space to continue" if held else "the stream keeps running; press Space to go back to live"
         self.window.view.set_state(ViewState("Paused", hint) if paused else None)

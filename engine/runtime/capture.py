@@ -127,7 +127,7 @@ class Capture(Worker):
         self._max_reconnects = max_reconnects
         self._backoff = Backoff(backoff_initial, backoff_max)
         self._folder_fps = folder_fps
-        self._loop = loop and not self.spec.is_live
+        self.set_loop(loop)
         self._playing = threading.Event()
         self._playing.set()
         self._clock = PtsClock(live=self.spec.is_live)
