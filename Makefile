@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # multi-gigabyte CUDA build from the registry instead.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test lint bench bench-runtime bench-gui soak model clean
+.PHONY: setup demo test lint bench bench-runtime bench-gui soak model model-rcnn clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ soak: setup
 # Regenerates assets/ (bundled model, its evaluation, demo video) from scratch: about 90 minutes.
 model: setup
 	bash scripts/build_bundled_model.sh
+
+# Trains and evaluates the Dy-Faster R-CNN (assets/dy-faster-rcnn-r18.safetensors): about an hour.
+model-rcnn: setup
+	bash scripts/build_rcnn_model.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -29,3 +29,17 @@ def tiny_weights(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = build_dynamic_detector(tiny_variant(num_classes=3, input_size=64))
     return save_model(tmp_path_factory.mktemp("model") / "tiny.safetensors", model)
+
+
+@pytest.fixture(scope="session")
+def tiny_rcnn_weights(tmp_path_factory) -> Path:
+    """A tiny random-weight Dy-Faster R-CNN file (64 px input, 3 classes)."""
+    import torch
+
+    from engine.model.checkpoint import save_model
+    from engine.model.families import build_cascade
+    from engine.model.variants import tiny_rcnn_variant
+
+    torch.manual_seed(0)
+    model = build_cascade(tiny_rcnn_variant(num_classes=3, input_size=64))
+    return save_model(tmp_path_factory.mktemp("model") / "tiny-rcnn.safetensors", model)

@@ -68,17 +68,19 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
     from app.commands.common import default_weights, resolve_config
     from engine.errors import UserError
-    from engine.model.build import build_dynamic_detector
     from engine.model.checkpoint import arch_from_config, load_detector
+    from engine.model.families import YOLO_FAMILY, build_cascade
 
     if args.width is not None and not args.config:
         raise UserError("--width applies to --config (random weights) only")
     if args.config:
         arch = arch_from_config(resolve_config(args.config))
         if args.width is not None:
+            if getattr(arch, "family", YOLO_FAMILY) != YOLO_FAMILY:
+                raise UserError(f"--width applies to the {YOLO_FAMILY} family only")
             arch = replace(arch, width_multiple=args.width)
         torch.manual_seed(0)
-        return build_dynamic_detector(arch).eval(), None, f"config:{args.config}"
+        return build_cascade(arch).eval(), None, f"config:{args.config}"
     if args.weights:
         weights = Path(args.weights)
     else:
@@ -94,7 +96,7 @@ def _input_size(imgsz: int | None, model: Any) -> int:
     from engine.errors import UserError
 
     size = imgsz or model.input_size
-    stride = max(model.first.head.strides)
+    stride = model.stride
     if size % stride:
         raise UserError(f"--imgsz must be a multiple of {stride}, got {size}")
     return size

@@ -12,6 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("calibrate", help="measure router thresholds and exit costs; store them")
     add_data_arguments(parser)
     parser.add_argument("--out", help="write the calibrated model here (default: update --weights in place)")
+    parser.add_argument("--half", action="store_true",
+                        help="store the weights as float16 (half the file; they load back as float32)")
     parser.set_defaults(func=run)
 
 
@@ -25,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     imgsz = input_size(args.imgsz, model.input_size)
     dataset, batches = open_eval_data(args, imgsz, model.class_names)
     model.calibration = calibrate(model, batches, imgsz, max_images=args.max_images)
-    out = save_model(args.out or weights, model) if (args.out or str(weights).endswith(".safetensors")) else None
+    writable = args.out or str(weights).endswith(".safetensors")
+    out = save_model(args.out or weights, model, half=args.half) if writable else None
     c = model.calibration
     print(json.dumps({"images": min(len(dataset), args.max_images or len(dataset)), "saved_to": str(out),
                       "exit1_ms": c.exit1_ms, "exit2_ms": c.exit2_ms,

@@ -70,7 +70,8 @@ def add_model_arguments(parser) -> None:
                         help="inference backend (auto: ONNX Runtime on CPU, PyTorch on CUDA)")
     parser.add_argument("--imgsz", type=int, help="network input size (default: the model's)")
     parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
-    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    parser.add_argument("--iou", type=float, default=0.45,
+                        help="NMS IoU threshold (YOLO family; Faster R-CNN applies its own)")
     parser.add_argument("--threads", type=int, help="inference threads (default: backend's choice)")
 
 
@@ -90,4 +91,5 @@ def load_predictor(args):
     imgsz = input_size(args.imgsz, model.input_size)
     calibration = model.calibration
     backend = backends.make_backend(model, args.backend, threads=args.threads, weights_path=weights)
-    return Predictor(backend, model.class_names, imgsz, args.conf, args.iou), model.class_names, calibration
+    predictor = Predictor(backend, model.class_names, imgsz, args.conf, args.iou, stride=model.stride)
+    return predictor, model.class_names, calibration

@@ -27,7 +27,10 @@ def run(args: argparse.Namespace) -> int:
     check_positive("--imgsz", args.imgsz)
     weights = Path(args.weights) if args.weights else default_weights()
     model = load_detector(weights, resolve_config(args.config))
-    stride = max(model.first.head.strides)
+    if not model.onnx_exportable:
+        raise UserError(f"the {model.family} family does not export to ONNX (its region proposals and RoI "
+                        "heads run data-dependent Python); run it with --backend torch")
+    stride = model.stride
     if args.imgsz is not None and args.imgsz % stride:
         raise UserError(f"--imgsz must be a multiple of {stride}, got {args.imgsz}")
     try:

@@ -20,38 +20,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import torch
 
     from app.commands.common import check_positive, input_size
-    from engine.model.build import build_dynamic_detector
+    from engine.errors import UserError
     from engine.model.checkpoint import arch_from_config, load_detector
     from engine.model.complexity import count_parameters, exit_gflops
+    from engine.model.families import YOLO_FAMILY, build_cascade
 
     check_positive("--imgsz", args.imgsz)
     if args.config:
         arch = arch_from_config(resolve_config(args.config))
-        from dataclasses import replace
-
-        arch = replace(arch, width_multiple=args.width or arch.width_multiple,
-                       num_classes=args.classes or arch.num_classes, class_names=() if args.classes else
-                       arch.class_names)
-        with torch.device("meta"):  # shapes only: no memory, no random init
-            model = build_dynamic_detector(arch)
+        overrides = {}
+        if args.width:
+            if getattr(arch, "family", YOLO_FAMILY) != YOLO_FAMILY:
+                raise UserError(f"--width applies to the {YOLO_FAMILY} family only")
+            overrides["width_multiple"] = args.width
+        if args.classes:
+            overrides.update(num_classes=args.classes, class_names=())
+        arch = replace(arch, **overrides)
+        if getattr(arch, "family", YOLO_FAMILY) == YOLO_FAMILY:
+            with torch.device("meta"):  # shapes only: no memory, no random init
+                model = build_cascade(arch)
+        else:  # region proposals need real numbers to run (top-k, NMS)
+            model = build_cascade(arch)
     else:
         model = load_detector(args.weights or default_weights())
-        arch = model.arch
-    imgsz = input_size(args.imgsz, arch.input_size)
+    imgsz = input_size(args.imgsz, model.input_size)
     params = count_parameters(model)
     model.eval().fuse()
     flops = exit_gflops(model, imgsz)
-    summary = {
-        "name": arch.name, "num_classes": arch.num_classes, "width_multiple": arch.width_multiple,
-        "depth_multiple": arch.depth_multiple, "activation": arch.activation, "imgsz": imgsz,
-        "stages": {s.name: stride for s, stride in zip(arch.backbone.stages, arch.strides.values())},
-        "detection_levels": list(arch.neck.levels), "router_inputs": list(arch.router_inputs),
-        "link_stages": list(arch.link_stages), "parameters": params, "parameters_fused": count_parameters(model),
-        "gflops": {k: round(v, 2) for k, v in flops.items()},
-    }
+    summary = {**model.describe(), "imgsz": imgsz, "parameters": params, "parameters_fused": count_parameters(model),
+               "gflops": {k: round(v, 2) for k, v in flops.items()}}
     if model.calibration is not None:
         summary["calibration"] = {"exit1_ms": model.calibration.exit1_ms, "exit2_ms": model.calibration.exit2_ms}
     print(json.dumps(summary))

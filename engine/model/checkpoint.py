@@ -26,7 +26,7 @@ from engine.errors import CheckpointError, ConfigError
 from engine.model.arch import ArchSpec, load_arch
 from engine.model.build import build_dynamic_detector
 from engine.model.calibration import Calibration
-from engine.model.detector import DynamicDetector
+from engine.model.families import YOLO_FAMILY, Cascade, build_cascade, family_of, spec_from_mapping
 from engine.model.reference import (
     CONFIG_DIR,
     PUBLISHED,
@@ -88,20 +88,27 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
 
 
-def save_model(path: str | Path, model: DynamicDetector) -> Path:
-    """Write weights and everything needed to rebuild the model into one safetensors file."""
+def save_model(path: str | Path, model: Cascade, half: bool = False) -> Path:
+    """Write weights and everything needed to rebuild the model into one safetensors file.
+
+    ``half`` stores floating-point tensors as float16 (half the file); loading casts them back
+    into the model's float32 parameters.
+    """
     from safetensors.torch import save_file
 
     if model.arch is None:
-        raise ValueError("model has no architecture attached; build it with build_dynamic_detector")
+        raise ValueError("model has no architecture attached; build it with build_cascade")
     arch = replace(model.arch, class_names=tuple(model.class_names), input_size=model.input_size)
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
+        "family": model.family,
         "arch": json.dumps(to_mapping(arch)),
         "calibration": json.dumps(to_mapping(model.calibration) if model.calibration else None),
     }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -110,7 +117,7 @@ def save_model(path: str | Path, model: DynamicDetector) -> Path:
     return path
 
 
-def _load_ours(path: Path) -> DynamicDetector:
+def _load_ours(path: Path) -> Cascade:
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -122,17 +129,19 @@ def _load_ours(path: Path) -> DynamicDetector:
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: safetensors file without DynaStream metadata (no architecture)")
     try:
-        arch = from_mapping(ArchSpec, json.loads(metadata["arch"]), where=f"{path.name}:arch")
+        # Files written before the family key existed are all YOLO-family models.
+        family = family_of({"family": metadata.get("family", YOLO_FAMILY)})
+        arch = spec_from_mapping(json.loads(metadata["arch"]), where=f"{path.name}:arch", family=family)
         calib = json.loads(metadata.get("calibration") or "null")
     except (KeyError, json.JSONDecodeError, ConfigError) as exc:
         raise CheckpointError(f"{path}: damaged metadata ({exc})") from None
-    model = build_dynamic_detector(arch)
+    model = build_cascade(arch)
     _load_state(model, state, path)
     model.calibration = from_mapping(Calibration, calib) if calib else None
     return model
 
 
-def _load_state(model: DynamicDetector, state: dict[str, torch.Tensor], path: Path) -> None:
+def _load_state(model: Cascade, state: dict[str, torch.Tensor], path: Path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -147,10 +156,12 @@ def _load_state(model: DynamicDetector, state: dict[str, torch.Tensor], path: Pa
     model.load_state_dict(state)
 
 
-def arch_from_config(config_path: str | Path) -> ArchSpec:
-    """Our architecture YAML or a reference ``cfg/*.yaml``, recognised by its content."""
+def arch_from_config(config_path: str | Path) -> Any:
+    """The spec in our architecture YAML (either family) or a reference ``cfg/*.yaml``, by content."""
     data = load_yaml(config_path)
-    return arch_from_reference_yaml(config_path) if is_reference_yaml(data) else load_arch(config_path)
+    if is_reference_yaml(data):
+        return arch_from_reference_yaml(config_path)
+    return spec_from_mapping(data, where=Path(config_path).name)
 
 
 def infer_reference_arch(state: dict[str, torch.Tensor], path: Path) -> ArchSpec:
@@ -182,7 +193,7 @@ def infer_reference_arch(state: dict[str, torch.Tensor], path: Path) -> ArchSpec
     raise CheckpointError(f"{path}: weights match no published DynamicDet architecture; pass --config")
 
 
-def load_detector(weights_path: str | Path, config_path: str | Path | None = None) -> DynamicDetector:
+def load_detector(weights_path: str | Path, config_path: str | Path | None = None) -> Cascade:
     """Load any supported model file for inference: eval mode, float32, CPU."""
     path = Path(weights_path)
     if not path.exists():
@@ -196,6 +207,9 @@ def load_detector(weights_path: str | Path, config_path: str | Path | None = Non
     else:
         state = read_reference_checkpoint(path)
         arch = arch_from_config(config_path) if config_path else infer_reference_arch(state, path)
+        if not isinstance(arch, ArchSpec):
+            raise CheckpointError(f"{path}: only DynamicDet's YOLO checkpoints convert; start a {arch.family} "
+                                  "from torchvision weights with the training config's model.init_torchvision")
         model = build_dynamic_detector(arch)
         converted = convert_state_dict(state, model, arch)
         model.load_state_dict(converted)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.model.detector import DynamicDetector
+from engine.model.families import Cascade
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -13,7 +13,7 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 @torch.no_grad()
-def exit_gflops(model: DynamicDetector, height: int, width: int | None = None) -> dict[str, float]:
+def exit_gflops(model: Cascade, height: int, width: int | None = None) -> dict[str, float]:
     """GFLOPs (2 x multiply-adds) of the whole path of each exit at batch 1.
 
     ``exit1`` is backbone 1 + router + head 1; ``exit2`` is backbone 1 + router + composite

@@ -13,6 +13,7 @@ from engine.model.backbone import Backbone, FuseHook
 from engine.model.composite import CompositeLink
 from engine.model.head import DetectHead
 from engine.model.neck import PANNeck
+from engine.model.postprocess import nms
 from engine.model.router import Router
 
 Route = Literal["auto", "first", "second"]
@@ -94,6 +95,9 @@ class DynamicDetector(nn.Module):
     Backbone 1 is never recomputed, and routing is decided per sample.
     """
 
+    family = "dy-yolov7"
+    onnx_exportable = True
+
     def __init__(
         self,
         first: Detector,
@@ -119,6 +123,29 @@ class DynamicDetector(nn.Module):
         self.input_transform = input_transform
         # Backbone-2 stage -> backbone-1 feature its strided-conv branch reads (see ArchSpec).
         self.cross_inputs = dict(cross_inputs or {})
+
+    @property
+    def stride(self) -> int:
+        """Input sides must be multiples of this (the largest detection stride)."""
+        return int(max(self.first.head.strides))
+
+    @staticmethod
+    def postprocess(outputs: torch.Tensor, conf_threshold: float, iou_threshold: float,
+                    max_detections: int) -> list[torch.Tensor]:
+        """Exit outputs ``[N, A, 5 + C]`` -> per-image ``[K, 6]`` detections (xyxy, score, class): NMS."""
+        return nms(outputs, conf_threshold, iou_threshold, max_detections)
+
+    def describe(self) -> dict:
+        """Architecture facts for ``info``."""
+        arch = self.arch
+        if arch is None:
+            return {"family": self.family}
+        return {"name": arch.name, "family": self.family, "num_classes": arch.num_classes,
+                "width_multiple": arch.width_multiple, "depth_multiple": arch.depth_multiple,
+                "activation": arch.activation,
+                "stages": {s.name: stride for s, stride in zip(arch.backbone.stages, arch.strides.values())},
+                "detection_levels": list(arch.neck.levels), "router_inputs": list(arch.router_inputs),
+                "link_stages": list(arch.link_stages)}
 
     def stage1(self, x: torch.Tensor) -> Stage1Output:
         """``x``: ``[N, 3, H, W]`` RGB in [0, 1], H and W multiples of the largest stride."""

@@ -20,6 +20,7 @@ import torch
 
 from engine.model.detector import DynamicDetector
 from engine.model.onnx_export import GRAPHS, StagedGraphs, export_staged
+from engine.model.postprocess import nms
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,12 @@ class OnnxBackend:
     def exit2(self, state: OnnxStage1State, index: np.ndarray | None = None) -> torch.Tensor:
         """Decoded predictions ``[n, A, 5 + C]`` of detector 2 for the samples at ``index``."""
         return self._exit("exit2", state, index)
+
+    @staticmethod
+    def postprocess(outputs: torch.Tensor, conf_threshold: float, iou_threshold: float,
+                    max_detections: int) -> list[torch.Tensor]:
+        """The exported graphs give YOLO-family dense predictions: NMS makes them detections."""
+        return nms(outputs, conf_threshold, iou_threshold, max_detections)
 
     def _exit(self, graph: str, state: OnnxStage1State, index: np.ndarray | None) -> torch.Tensor:
         feeds = state.values

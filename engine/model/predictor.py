@@ -1,4 +1,4 @@
-"""Images in, :class:`Detections` out: letterbox, stage 1, per-sample routing, exits, NMS."""
+"""Images in, :class:`Detections` out: letterbox, stage 1, per-sample routing, exits, post-processing."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import torch
 
 from engine.detections import Detections
 from engine.model.backends import StagedBackend
-from engine.model.postprocess import Letterbox, letterbox, letterbox_shape, nms, to_tensor
+from engine.model.postprocess import Letterbox, letterbox, letterbox_shape, to_tensor
 
 Route = Literal["auto", "first", "second"]
 
@@ -63,7 +62,7 @@ class Predictor:
             second = np.ones(len(images), bool)
         else:
             second = scores < threshold
-        predictions: list[torch.Tensor | None] = [None] * len(images)
+        predictions: list[object] = [None] * len(images)
         exit_ms = {}
         for exit_id, mask in ((1, ~second), (2, second)):
             index = np.flatnonzero(mask)
@@ -74,9 +73,10 @@ class Predictor:
             out = run(state, index)
             exit_ms[exit_id] = (time.perf_counter() - start) * 1000
             for row, i in enumerate(index):
-                predictions[i] = out[row:row + 1]
+                predictions[i] = out[row:row + 1]  # a one-image batch tensor, or a one-image list
         t3 = time.perf_counter()
-        kept = [nms(p, self.conf_threshold, self.iou_threshold, self.max_detections)[0] for p in predictions]
+        post = self.backend.postprocess
+        kept = [post(p, self.conf_threshold, self.iou_threshold, self.max_detections)[0] for p in predictions]
         t4 = time.perf_counter()
         used = None if route != "auto" else float(threshold)
         results = []

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.model.arch import ArchSpec, load_arch
+from engine.model.rcnn.detector import DyRCNNSpec, RCNNSpec
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 
@@ -20,3 +21,12 @@ def tiny_variant(num_classes: int = 3, input_size: int = 64) -> ArchSpec:
     names = tuple(f"c{i}" for i in range(num_classes))
     return arch_by_name("dy-yolov7-tiny", width_multiple=0.125, num_classes=num_classes, class_names=names,
                         input_size=input_size)
+
+
+def tiny_rcnn_variant(num_classes: int = 3, input_size: int = 64) -> DyRCNNSpec:
+    """A deliberately tiny Dy-Faster R-CNN for fast CPU tests (narrow ResNet-18 trunks, few regions)."""
+    detector = RCNNSpec(depth=18, width=8, norm="batch", fpn_channels=16, representation=32,
+                        anchor_sizes=(8, 16, 32, 64, 128), rpn_top_n=(100, 50, 100, 50), rpn_batch=32, roi_batch=32)
+    names = tuple(f"c{i}" for i in range(num_classes))
+    return DyRCNNSpec(name="dy-faster-rcnn-tiny", num_classes=num_classes, class_names=names, input_size=input_size,
+                      first=detector, second=detector)

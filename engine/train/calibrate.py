@@ -10,12 +10,12 @@ import numpy as np
 import torch
 
 from engine.model.calibration import Calibration
-from engine.model.detector import DynamicDetector
+from engine.model.families import Cascade
 from engine.train.evaluate import SHARES, thresholds_for_shares
 
 
 @torch.no_grad()
-def router_scores(model: DynamicDetector, batches: Iterable, max_images: int | None = None) -> np.ndarray:
+def router_scores(model: Cascade, batches: Iterable, max_images: int | None = None) -> np.ndarray:
     """Easiness scores of every image in ``batches`` (``(images, ...)`` tuples)."""
     model.eval()
     scores: list[float] = []
@@ -27,7 +27,7 @@ def router_scores(model: DynamicDetector, batches: Iterable, max_images: int | N
 
 
 @torch.inference_mode()
-def exit_latency_ms(model: DynamicDetector, imgsz: int, runs: int = 10) -> tuple[float, float]:
+def exit_latency_ms(model: Cascade, imgsz: int, runs: int = 10) -> tuple[float, float]:
     """Median latency of each whole exit path (stage 1 included) at batch 1, fused, channels-last."""
     import copy
 
@@ -45,7 +45,7 @@ def exit_latency_ms(model: DynamicDetector, imgsz: int, runs: int = 10) -> tuple
     return results[0], results[1]
 
 
-def calibrate(model: DynamicDetector, batches: Iterable, imgsz: int, shares: Sequence[float] = SHARES,
+def calibrate(model: Cascade, batches: Iterable, imgsz: int, shares: Sequence[float] = SHARES,
               max_images: int | None = None, latency_runs: int = 10) -> Calibration:
     scores = router_scores(model, batches, max_images)
     if not len(scores):

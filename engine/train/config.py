@@ -27,12 +27,17 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``arch``: a name under configs/models or a path; class count comes from the dataset."""
+    """``arch``: a name under configs/models or a path; class count comes from the dataset.
+
+    ``init_weights`` continues from one of our model files; ``init_torchvision`` starts both
+    detectors of a Dy-Faster R-CNN from a torchvision Faster R-CNN or ResNet state-dict file.
+    """
 
     arch: str = "dy-yolov7-tiny"
     width_multiple: float | None = None
     depth_multiple: float | None = None
     init_weights: str | None = None
+    init_torchvision: str | None = None
 
 
 @dataclass(frozen=True)

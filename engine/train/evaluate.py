@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.model.detector import DynamicDetector
-from engine.model.postprocess import nms
+from engine.model.families import Cascade
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ SHARES = tuple(i / 10 for i in range(11))
 
 @dataclass
 class ValidationRun:
-    """Per image: NMS-ed detections of each exit ``[K, 6]`` (xyxy, score, class), ground truth
+    """Per image: final detections of each exit ``[K, 6]`` (xyxy, score, class), ground truth
     ``[M, 5]`` (class, xyxy), and the router's easiness score."""
 
     first: list[np.ndarray]
@@ -37,7 +36,7 @@ class ValidationRun:
 
 
 @torch.no_grad()
-def run_validation(model: DynamicDetector, batches: Iterable, max_images: int | None = None,
+def run_validation(model: Cascade, batches: Iterable, max_images: int | None = None,
                    conf_threshold: float = 0.001, iou_threshold: float = 0.6) -> ValidationRun:
     """Run both exits on every image of ``batches`` (``(images, targets[M, 6], ...)`` tuples)."""
     model.eval()
@@ -45,7 +44,7 @@ def run_validation(model: DynamicDetector, batches: Iterable, max_images: int | 
     for images, targets, *_ in batches:
         s1 = model.stage1(images)
         for out, preds in ((first, model.exit1(s1)), (second, model.exit2(s1))):
-            out += [d.numpy() for d in nms(preds, conf_threshold, iou_threshold, 300)]
+            out += [d.numpy() for d in model.postprocess(preds, conf_threshold, iou_threshold, 300)]
         scores += s1.scores.tolist()
         for i in range(len(images)):
             t = targets[targets[:, 0] == i]

@@ -20,23 +20,23 @@ from torch import nn
 from tqdm import tqdm
 
 from engine.model.checkpoint import save_model
-from engine.model.detector import DynamicDetector
+from engine.model.families import Cascade
 from engine.train.config import OptimConfig, PhaseConfig
 from engine.train.ema import ModelEMA
 
 logger = logging.getLogger(__name__)
 
-Evaluator = Callable[[DynamicDetector], dict[str, float]]
+Evaluator = Callable[[Cascade], dict[str, float]]
 
 
 class Phase(Protocol):
     name: str
 
-    def trainable(self, model: DynamicDetector) -> list[nn.Parameter]: ...
+    def trainable(self, model: Cascade) -> list[nn.Parameter]: ...
 
-    def prepare(self, model: DynamicDetector) -> None: ...
+    def prepare(self, model: Cascade) -> None: ...
 
-    def loss(self, model: DynamicDetector, images: torch.Tensor, targets: torch.Tensor
+    def loss(self, model: Cascade, images: torch.Tensor, targets: torch.Tensor
              ) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
@@ -67,7 +67,7 @@ class Trainer:
     """Runs phases on one model; writes ``last.pt`` (resume state), ``model.safetensors`` (EMA weights),
     ``metrics.csv`` / ``metrics.json`` and plots into ``output_dir``."""
 
-    def __init__(self, model: DynamicDetector, train_loader: Iterable, output_dir: str | Path,
+    def __init__(self, model: Cascade, train_loader: Iterable, output_dir: str | Path,
                  evaluator: Evaluator | None = None, ema_decay: float = 0.9999, device: str = "cpu",
                  eval_every: int = 1) -> None:
         self.model = model.to(device)

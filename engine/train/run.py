@@ -14,12 +14,12 @@ from torch.utils.data import DataLoader
 from engine.data.collate import collate_detections
 from engine.data.datasets import DetectionDataset
 from engine.errors import ConfigError
+from engine.losses.cascade_losses import AnchorCascadeLosses, CascadeLosses, RCNNCascadeLosses
 from engine.losses.detection_loss import DetectionLoss
 from engine.losses.router_loss import RouterLoss
-from engine.model.arch import ArchSpec, load_arch
-from engine.model.build import build_dynamic_detector
-from engine.model.checkpoint import load_detector, save_model
-from engine.model.detector import DynamicDetector
+from engine.model.arch import ArchSpec
+from engine.model.checkpoint import arch_from_config, load_detector, save_model
+from engine.model.families import RCNN_FAMILY, Cascade, build_cascade
 from engine.model.variants import CONFIG_DIR
 from engine.train.calibrate import calibrate
 from engine.train.config import TrainConfig
@@ -55,23 +55,41 @@ def loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, workers: i
                       persistent_workers=workers > 0)
 
 
-def build_model(cfg: TrainConfig, dataset: DetectionDataset) -> DynamicDetector:
+def build_model(cfg: TrainConfig, dataset: DetectionDataset) -> Cascade:
     if cfg.model.init_weights:
         model = load_detector(cfg.model.init_weights)
         if model.class_names != dataset.names:
             raise ConfigError(f"model.init_weights classes {model.class_names} differ from the dataset's")
         return model.train()
     path = Path(cfg.model.arch)
-    arch = load_arch(path if path.suffix in (".yaml", ".yml") else CONFIG_DIR / f"{cfg.model.arch}.yaml")
+    spec = arch_from_config(path if path.suffix in (".yaml", ".yml") else CONFIG_DIR / f"{cfg.model.arch}.yaml")
     overrides = {k: v for k, v in (("width_multiple", cfg.model.width_multiple),
                                    ("depth_multiple", cfg.model.depth_multiple)) if v is not None}
-    arch: ArchSpec = replace(arch, num_classes=dataset.num_classes, class_names=tuple(dataset.names),
-                             input_size=cfg.data.imgsz, **overrides)
-    return build_dynamic_detector(arch)
+    if overrides and not isinstance(spec, ArchSpec):
+        raise ConfigError(f"model: {', '.join(overrides)} applies to the YOLO family only, not {spec.family}")
+    if cfg.model.init_torchvision and isinstance(spec, ArchSpec):
+        raise ConfigError(f"model.init_torchvision applies to {RCNN_FAMILY} only, not {cfg.model.arch}")
+    spec = replace(spec, num_classes=dataset.num_classes, class_names=tuple(dataset.names),
+                   input_size=cfg.data.imgsz, **overrides)
+    model = build_cascade(spec)
+    if cfg.model.init_torchvision:
+        from engine.model.rcnn.torchvision_init import init_from_torchvision
+
+        init_from_torchvision(model, cfg.model.init_torchvision)
+    return model
+
+
+def cascade_losses(model: Cascade, cfg: TrainConfig) -> CascadeLosses:
+    """The detection loss of the model's family, in the form both training phases use."""
+    if model.family == RCNN_FAMILY:
+        return RCNNCascadeLosses()
+    return AnchorCascadeLosses(DetectionLoss.from_head(
+        model.first.head, box_gain=cfg.loss.box, obj_gain=cfg.loss.obj, cls_gain=cfg.loss.cls,
+        anchor_t=cfg.loss.anchor_threshold, image_size=cfg.data.imgsz))
 
 
 def make_evaluator(val_loader: DataLoader, num_classes: int, max_images: int):
-    def evaluate(model: DynamicDetector) -> dict[str, float]:
+    def evaluate(model: Cascade) -> dict[str, float]:
         run = run_validation(model, val_loader, max_images)
         first = coco_map(run.first, run.truth, num_classes)
         second = coco_map(run.second, run.truth, num_classes)
@@ -99,9 +117,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     trainer = Trainer(model, loader(train_set, cfg.detectors.batch_size, True, cfg.data.workers), out,
                       evaluator, cfg.ema_decay, device, cfg.eval_every)
     state = trainer.load_resume(out / "last.pt") if resume and (out / "last.pt").exists() else None
-    det_loss = DetectionLoss.from_head(model.first.head, box_gain=cfg.loss.box, obj_gain=cfg.loss.obj,
-                                       cls_gain=cfg.loss.cls, anchor_t=cfg.loss.anchor_threshold,
-                                       image_size=cfg.data.imgsz)
+    det_loss = cascade_losses(model, cfg)
     router_loss = RouterLoss(cfg.loss.router_median_window)
     if state is not None and "router_loss" in state:
         router_loss.load_state_dict(state["router_loss"])

@@ -66,3 +66,32 @@ def test_bench_without_a_model_says_what_to_pass():
     result = run_cli("bench")
     assert result.returncode == 2
     assert "pass --weights" in result.stderr and "--config" in result.stderr
+
+
+def test_bench_and_info_with_a_dy_faster_rcnn():
+    result = run_cli("bench", "--config", "dy-faster-rcnn-r18", "--imgsz", "64", "--runs", "1", "--warmup", "0",
+                     "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["backend"] == "torch" and report["model"] == "dy-faster-rcnn-r18"
+    assert 0 < report["gflops"]["exit1"] < report["gflops"]["exit2"]
+    assert report["exit1_ms"]["median"] > 0 and report["exit2_ms"]["median"] > 0
+    result = run_cli("info", "--config", "dy-faster-rcnn-r18", "--classes", "6")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["family"] == "dy-faster-rcnn" and info["num_classes"] == 6 and info["imgsz"] == 320
+    assert info["depths"] == [18, 18] and info["widths"] == [32, 32]
+    assert 0 < info["gflops"]["stage1"] < info["gflops"]["exit1"] < info["gflops"]["exit2"]
+    assert info["parameters_fused"] < info["parameters"]  # batch-norm folded away
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "--config", "dy-faster-rcnn-r18", "--backend", "onnxruntime", "--imgsz", "64"],
+     "does not export to ONNX Runtime"),
+    (["bench", "--config", "dy-faster-rcnn-r18", "--width", "0.5"], "--width applies to the dy-yolov7 family"),
+    (["export", "--weights", "RCNN"], "does not export to ONNX"),
+])
+def test_faster_rcnn_refusals_are_one_line(args, message, tiny_rcnn_weights):
+    result = run_cli(*[str(tiny_rcnn_weights) if a == "RCNN" else a for a in args])
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr

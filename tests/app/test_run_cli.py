@@ -197,3 +197,17 @@ def _audio_file(path: Path) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+def test_a_dy_faster_rcnn_runs_the_same_pipeline(tiny_rcnn_weights, tmp_path):
+    video = tmp_path / "in.mp4"
+    make_video(video, frames=12, fps=10, size=(96, 64))
+    record, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    result = run_cli(tiny_rcnn_weights, "--source", str(video), "--record", str(record), "--events", str(events),
+                     "--threshold", "0.5", "--conf", "0.0")
+    assert result.returncode == 0, result.stderr
+    summary = summary_of(result.stdout)
+    assert summary["frames_processed"] == summary["frames_recorded"] == 12
+    rows = [json.loads(line) for line in events.read_text().splitlines()]
+    assert all(r["exit"] == (1 if r["score"] >= 0.5 else 2) for r in rows)
+    assert len(read_times(record)) == 12

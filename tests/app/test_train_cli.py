@@ -120,3 +120,41 @@ def test_bad_training_input_is_one_line(problem, message, tmp_path):
     result = train(data, tmp_path / "runs", *args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_dy_faster_rcnn_trains_from_a_torchvision_resnet_and_evaluates(synth_data, tmp_path):
+    import torch
+    import torchvision
+
+    arch = tmp_path / "rcnn.yaml"
+    arch.write_text("name: rcnn-test\nfamily: dy-faster-rcnn\ninput_size: 64\n"
+                    "first: &d {depth: 18, norm: batch, fpn_channels: 16, representation: 32,\n"
+                    "           anchor_sizes: [8, 16, 32, 64, 128], rpn_top_n: [100, 50, 100, 50],\n"
+                    "           rpn_batch: 32, roi_batch: 32}\nsecond: *d\n")
+    resnet = tmp_path / "resnet18.pth"  # what a user has in their torch hub cache: a classifier state dict
+    torch.manual_seed(0)
+    classifier = torchvision.models.resnet18(weights=None)
+    torch.save(classifier.state_dict(), resnet)
+    result = train(synth_data, tmp_path, "--set", f"model.arch={arch}", "--set", "model.width_multiple=null",
+                   "--set", f"model.init_torchvision={resnet}", "--set", "detectors.epochs=2",
+                   "--set", "detectors.max_steps_per_epoch=2", "--set", "detectors.optim.optimizer=adamw",
+                   "--set", "detectors.optim.lr=0.0001")
+    assert result.returncode == 0, result.stderr
+    model_file = Path(json.loads(result.stdout.strip().splitlines()[-1])["model"])
+    history = json.loads((model_file.parent / "metrics.json").read_text())
+    assert {"det1_classifier", "det2_objectness", "val_map_exit2"} <= set(history[0])
+    assert any(row["phase"] == "router" and np.isfinite(row["router"]) for row in history)
+
+    from engine.model.checkpoint import load_detector
+
+    model = load_detector(model_file)
+    assert model.family == "dy-faster-rcnn" and model.calibration is not None
+    trunk = model.first.backbone.body.layer4[1].conv2.weight
+    assert trunk.shape == classifier.layer4[1].conv2.weight.shape  # shaped like the ResNet it started from
+    result = cli("eval", "--weights", str(model_file), "--data", str(synth_data))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["router"]) == len(report["random"]) == 11
+
+    result = train(synth_data, tmp_path, "--set", f"model.arch={arch}")
+    assert result.returncode == 2 and "applies to the YOLO family only" in result.stderr

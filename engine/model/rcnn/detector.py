@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -19,7 +20,6 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -27,8 +27,11 @@ from engine.model.composite import CompositeLink
 from engine.model.rcnn.resnet import STAGES, FuseHook, ResNetBody, stage_input_channels
 from engine.model.router import Router
 
+FAMILY = "dy-faster-rcnn"
 #: FPN level names, as torchvision's RoI pooling expects them.
 LEVELS = ("0", "1", "2", "3")
+#: Input sides must be multiples of the trunk's deepest stride.
+STRIDE = 32
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -37,8 +40,10 @@ class RCNNSpec:
     """One Faster R-CNN detector; defaults are torchvision's ``fasterrcnn_resnet50_fpn``.
 
     Attributes:
-        num_classes: object classes, background not counted.
         depth: ResNet depth of the trunk.
+        width: the trunk's base channel count (torchvision's ResNets: 64).
+        norm: ``frozen`` batch-norm (torchvision's, to start from pretrained weights) or ``batch``
+            (learned statistics, to train from scratch).
         frozen_stages: trunk parts kept frozen in training (stem, c2, ...).
         fpn_channels: channels of every FPN level.
         anchor_sizes: one anchor size per FPN level (and the extra pooled level), input pixels.
@@ -46,17 +51,21 @@ class RCNNSpec:
         representation: width of the two-layer box head.
         rpn_top_n: proposals kept before and after the RPN's NMS, ``(train_pre, train_post,
             test_pre, test_post)``.
+        rpn_batch, roi_batch: anchors and proposals sampled per image for the losses.
         score_threshold, nms_threshold, max_detections: the RoI heads' post-processing.
     """
 
-    num_classes: int
     depth: int = 50
+    width: int = 64
+    norm: Literal["frozen", "batch"] = "frozen"
     frozen_stages: int = 0
     fpn_channels: int = 256
     anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     representation: int = 1024
     rpn_top_n: tuple[int, int, int, int] = (2000, 2000, 1000, 1000)
+    rpn_batch: int = 256
+    roi_batch: int = 512
     score_threshold: float = 0.05
     nms_threshold: float = 0.5
     max_detections: int = 100
@@ -64,27 +73,41 @@ class RCNNSpec:
 
 @dataclass(frozen=True)
 class DyRCNNSpec:
-    """The cascade: two detectors, the input transform and the router.
+    """The cascade: two detectors, their classes, input size and router (``configs/models``).
 
     Attributes:
-        first, second: the two detectors (their class counts must agree).
-        min_size, max_size: torchvision's resize rule (shorter side to ``min_size`` unless the
-            longer one would exceed ``max_size``).
+        family: always ``dy-faster-rcnn``; tells a model file or YAML apart from the YOLO family.
+        first, second: the two detectors.
+        input_size: longer side of the (letterboxed) network input; inputs are never resized
+            inside the model, so boxes stay in input pixels.
+        mean, std: per-channel normalisation of RGB in [0, 1] (ImageNet's, as torchvision's).
         router_reduction: channel reduction of the router's hidden layer.
     """
 
-    first: RCNNSpec
-    second: RCNNSpec
-    min_size: int = 800
-    max_size: int = 1333
+    name: str = "dy-faster-rcnn"
+    family: str = FAMILY
+    num_classes: int = 80
+    class_names: tuple[str, ...] = ()
+    input_size: int = 640
+    first: RCNNSpec = field(default_factory=RCNNSpec)
+    second: RCNNSpec = field(default_factory=RCNNSpec)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     router_reduction: int = 4
-    class_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.first.num_classes != self.second.num_classes:
-            raise ValueError("both detectors must have the same classes")
+        if self.family != FAMILY:
+            raise ValueError(f"family must be {FAMILY!r}, got {self.family!r}")
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {self.num_classes}")
+        if self.class_names and len(self.class_names) != self.num_classes:
+            raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        if self.input_size % STRIDE or self.input_size < STRIDE:
+            raise ValueError(f"input_size must be a positive multiple of {STRIDE}, got {self.input_size}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.class_names or tuple(f"class{i}" for i in range(self.num_classes))
 
 
 class FPNBackbone(nn.Module):
@@ -92,7 +115,7 @@ class FPNBackbone(nn.Module):
 
     def __init__(self, spec: RCNNSpec) -> None:
         super().__init__()
-        self.body = ResNetBody(spec.depth, spec.frozen_stages)
+        self.body = ResNetBody(spec.depth, spec.frozen_stages, spec.norm, spec.width)
         self.fpn = FeaturePyramidNetwork([self.body.channels[s] for s in STAGES], spec.fpn_channels,
                                          extra_blocks=LastLevelMaxPool())
         self.out_channels = spec.fpn_channels
@@ -107,7 +130,7 @@ class FPNBackbone(nn.Module):
 class RCNNDetector(nn.Module):
     """One Faster R-CNN without its input transform: backbone, RPN and RoI heads."""
 
-    def __init__(self, spec: RCNNSpec) -> None:
+    def __init__(self, spec: RCNNSpec, num_classes: int) -> None:
         super().__init__()
         self.spec = spec
         self.backbone = FPNBackbone(spec)
@@ -118,15 +141,15 @@ class RCNNDetector(nn.Module):
         train_pre, train_post, test_pre, test_post = spec.rpn_top_n
         self.rpn = RegionProposalNetwork(
             anchors, RPNHead(spec.fpn_channels, anchors.num_anchors_per_location()[0]),
-            fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,
+            fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=spec.rpn_batch, positive_fraction=0.5,
             pre_nms_top_n={"training": train_pre, "testing": test_pre},
             post_nms_top_n={"training": train_post, "testing": test_post}, nms_thresh=0.7,
         )
         pool = MultiScaleRoIAlign(featmap_names=list(LEVELS), output_size=7, sampling_ratio=2)
         self.roi_heads = RoIHeads(
             pool, TwoMLPHead(spec.fpn_channels * 7 * 7, spec.representation),
-            FastRCNNPredictor(spec.representation, spec.num_classes + 1),  # + background
-            fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=512, positive_fraction=0.25,
+            FastRCNNPredictor(spec.representation, num_classes + 1),  # + background
+            fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=spec.roi_batch, positive_fraction=0.25,
             bbox_reg_weights=None, score_thresh=spec.score_threshold, nms_thresh=spec.nms_threshold,
             detections_per_img=spec.max_detections,
         )
@@ -142,59 +165,142 @@ class RCNNDetector(nn.Module):
 
 @dataclass
 class RCNNStage1:
-    """What stage 1 hands to either exit: the transformed batch, backbone-1 stages and levels,
+    """What stage 1 hands to either exit: the normalised batch, backbone-1 stages and FPN levels,
     and the router's easiness scores."""
 
-    images: ImageList
-    original_sizes: list[tuple[int, int]]
+    images: torch.Tensor
     stages: dict[str, torch.Tensor]
     levels: OrderedDict[str, torch.Tensor]
     scores: torch.Tensor
 
+    def select(self, index: torch.Tensor) -> RCNNStage1:
+        """The samples at ``index`` (a 1-D index tensor) only."""
+        return RCNNStage1(self.images[index], {k: v[index] for k, v in self.stages.items()},
+                          OrderedDict((k, v[index]) for k, v in self.levels.items()), self.scores[index])
+
+    def image_list(self) -> ImageList:
+        """The batch as torchvision's heads take it: every image fills the whole input."""
+        height, width = self.images.shape[-2:]
+        return ImageList(self.images, [(int(height), int(width))] * len(self.images))
+
 
 class DyFasterRCNN(nn.Module):
-    """Two cascaded Faster R-CNNs and a router; the staged interface of the YOLO family's cascade.
+    """Two cascaded Faster R-CNNs and a router, behind the same staged interface as the YOLO cascade.
 
-    Inputs are lists of RGB images ``[3, H, W]`` in [0, 1] (any sizes), as torchvision takes
-    them; outputs are torchvision's detection dicts (``boxes`` xyxy in input pixels, ``scores``,
-    ``labels`` from 1, 0 being the background).
+    Inputs are batches ``[N, 3, H, W]`` of RGB in [0, 1], H and W multiples of 32 (the
+    predictor's letterbox). The model never resizes them, so each exit gives final detections
+    in input pixels: per image a ``[K, 6]`` tensor of ``x1, y1, x2, y2, score, class`` with
+    classes from 0 (torchvision's background label 0 is dropped by its RoI heads).
     """
+
+    family = FAMILY
+    onnx_exportable = False  # torchvision's RPN and RoI heads keep data-dependent Python control flow
 
     def __init__(self, spec: DyRCNNSpec) -> None:
         super().__init__()
-        self.spec = spec
-        self.class_names = spec.class_names or tuple(f"class{i}" for i in range(spec.first.num_classes))
-        self.transform = GeneralizedRCNNTransform(spec.min_size, spec.max_size, list(spec.mean), list(spec.std))
-        self.first = RCNNDetector(spec.first)
-        self.second = RCNNDetector(spec.second)
-        self.link = CompositeLink(STAGES, self.first.backbone.body.channels, stage_input_channels(spec.second.depth))
+        self.arch = spec
+        self.class_names = spec.names
+        self.input_size = spec.input_size
+        self.stride = STRIDE
+        self.calibration = None  # router thresholds measured on a validation set, set by the loaders
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+        self.first = RCNNDetector(spec.first, spec.num_classes)
+        self.second = RCNNDetector(spec.second, spec.num_classes)
+        self.link = CompositeLink(STAGES, self.first.backbone.body.channels,
+                                  stage_input_channels(spec.second.depth, spec.second.width))
         self.router = Router(STAGES, self.first.backbone.body.channels, spec.router_reduction)
 
-    def stage1(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None
-               ) -> tuple[RCNNStage1, list[dict[str, torch.Tensor]] | None]:
-        """Transform the batch, run backbone 1 and the router. Targets are resized alongside."""
-        original_sizes = [(int(image.shape[-2]), int(image.shape[-1])) for image in images]
-        batch, targets = self.transform(images, targets)
-        stages, levels = self.first.backbone(batch.tensors)
-        return RCNNStage1(batch, original_sizes, stages, levels, self.router(stages)), targets
+    def stage1(self, x: torch.Tensor) -> RCNNStage1:
+        """Normalise the batch, run backbone 1 and the router."""
+        images = (x - self.mean) / self.std
+        stages, levels = self.first.backbone(images)
+        return RCNNStage1(images, stages, levels, self.router(stages))
 
     def second_levels(self, s1: RCNNStage1) -> OrderedDict[str, torch.Tensor]:
         """Backbone 2 on the same batch, with backbone 1's stages composed into its stage inputs."""
-        return self.second.backbone(s1.images.tensors, self.link.hook(s1.stages))[1]
+        return self.second.backbone(s1.images, self.link.hook(s1.stages))[1]
 
-    def exit1(self, s1: RCNNStage1) -> list[dict[str, torch.Tensor]]:
-        return self._finish(s1, self.first.detect(s1.images, s1.levels)[0])
+    def exit1(self, s1: RCNNStage1) -> list[torch.Tensor]:
+        """Final detections of detector 1, per image ``[K, 6]``."""
+        return _as_rows(self.first.detect(s1.image_list(), s1.levels)[0])
 
-    def exit2(self, s1: RCNNStage1) -> list[dict[str, torch.Tensor]]:
-        return self._finish(s1, self.second.detect(s1.images, self.second_levels(s1))[0])
+    def exit2(self, s1: RCNNStage1) -> list[torch.Tensor]:
+        """Final detections of detector 2 (link + backbone 2 + its heads), per image ``[K, 6]``."""
+        return _as_rows(self.second.detect(s1.image_list(), self.second_levels(s1))[0])
 
-    def forward_training(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
+    @staticmethod
+    def postprocess(outputs: list[torch.Tensor], conf_threshold: float, iou_threshold: float,
+                    max_detections: int) -> list[torch.Tensor]:
+        """Exit outputs -> per-image ``[K, 6]`` detections. The RoI heads already ran NMS per
+        class, so only the score threshold and the count limit apply here."""
+        return [d[d[:, 4] >= conf_threshold][:max_detections] for d in outputs]
+
+    def forward_training(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]
                          ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         """Both detectors' torchvision loss dicts on the batch, and the router scores."""
-        s1, targets = self.stage1(images, targets)
-        _, first = self.first.detect(s1.images, s1.levels, targets)
-        _, second = self.second.detect(s1.images, self.second_levels(s1), targets)
+        s1 = self.stage1(images)
+        _, first = self.first.detect(s1.image_list(), s1.levels, targets)
+        _, second = self.second.detect(s1.image_list(), self.second_levels(s1), targets)
         return first, second, s1.scores
 
-    def _finish(self, s1: RCNNStage1, detections: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
-        return self.transform.postprocess(detections, s1.images.image_sizes, s1.original_sizes)
+    @torch.no_grad()
+    def per_image_losses(self, s1: RCNNStage1, targets: list[dict[str, torch.Tensor]]
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each image's summed detection loss ``[N]`` under each detector, without gradients.
+
+        torchvision's heads average their losses over a batch, so each image runs alone. The
+        region sampling of training mode is switched on for the duration (it is how the heads
+        compute losses at all); the trunks keep whatever mode they are in.
+        """
+        heads = [self.first.rpn, self.first.roi_heads, self.second.rpn, self.second.roi_heads]
+        modes = [m.training for m in heads]
+        for module in heads:
+            module.train()
+        try:
+            second_levels = self.second_levels(s1)
+            losses = torch.zeros(2, len(s1.scores))
+            for i, target in enumerate(targets):
+                one = s1.select(torch.tensor([i], device=s1.scores.device))
+                for row, (detector, levels) in enumerate(((self.first, one.levels),
+                                                          (self.second, _pick(second_levels, i)))):
+                    losses[row, i] = sum(detector.detect(one.image_list(), levels, [target])[1].values())
+        finally:
+            for module, mode in zip(heads, modes):
+                module.train(mode)
+        return losses[0], losses[1]
+
+    @torch.no_grad()
+    def router_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Easiness scores ``[N]`` in [0, 1]."""
+        return self.stage1(x).scores
+
+    def fuse(self) -> DyFasterRCNN:
+        """Fold both trunks' batch-norms into their convolutions for inference; returns self."""
+        self.eval()
+        self.first.backbone.body.fuse()
+        self.second.backbone.body.fuse()
+        return self
+
+    def describe(self) -> dict:
+        """Architecture facts for ``info``."""
+        spec = self.arch
+        return {"name": spec.name, "family": FAMILY, "num_classes": spec.num_classes,
+                "depths": [spec.first.depth, spec.second.depth], "widths": [spec.first.width, spec.second.width],
+                "fpn_channels": [spec.first.fpn_channels, spec.second.fpn_channels],
+                "stages": {name: 2 ** (i + 2) for i, name in enumerate(STAGES)},
+                "router_inputs": list(STAGES), "link_stages": list(STAGES)}
+
+
+def _pick(levels: OrderedDict[str, torch.Tensor], i: int) -> OrderedDict[str, torch.Tensor]:
+    return OrderedDict((k, v[i:i + 1]) for k, v in levels.items())
+
+
+def _as_rows(detections: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+    """torchvision's detection dicts -> ``[K, 6]`` rows; labels shift down past the background."""
+    return [torch.cat([d["boxes"], d["scores"][:, None], (d["labels"] - 1).to(d["boxes"].dtype)[:, None]], 1)
+            for d in detections]
+
+
+def build_dy_faster_rcnn(spec: DyRCNNSpec) -> DyFasterRCNN:
+    return DyFasterRCNN(spec)

@@ -179,18 +179,21 @@ class _FakeBackend:
 
 
 def test_factory_picks_by_name_and_device(monkeypatch):
+    from types import SimpleNamespace
+
+    exportable = SimpleNamespace(family="dy-yolov7", onnx_exportable=True)
     monkeypatch.setattr(backends_module, "TorchBackend", _FakeBackend)
     monkeypatch.setattr(OnnxBackend, "from_model", classmethod(lambda cls, model, path, threads: ("ort", threads)))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert make_backend(object(), "auto", threads=1) == ("ort", 1)
-    assert make_backend(object(), "torch").device == "cpu"
+    assert make_backend(exportable, "auto", threads=1) == ("ort", 1)
+    assert make_backend(exportable, "torch").device == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert make_backend(object(), "auto").device == "cuda"
-    assert make_backend(object(), "onnxruntime") == ("ort", None)
+    assert make_backend(exportable, "auto").device == "cuda"
+    assert make_backend(exportable, "onnxruntime") == ("ort", None)
     with pytest.raises(UserError, match="unknown backend 'tensorrt'"):
-        make_backend(object(), "tensorrt")
+        make_backend(exportable, "tensorrt")
     with pytest.raises(UserError, match="threads"):
-        make_backend(object(), "torch", threads=0)
+        make_backend(exportable, "torch", threads=0)
 
 
 @pytest.mark.parametrize("cores, threads", [(1, 1), (2, 2), (4, 3), (16, 15)])

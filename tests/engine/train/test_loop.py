@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from engine.losses.cascade_losses import AnchorCascadeLosses, RCNNCascadeLosses
 from engine.losses.detection_loss import DetectionLoss
 from engine.losses.router_loss import RouterLoss
 from engine.model.build import build_dynamic_detector
-from engine.model.variants import tiny_variant
+from engine.model.families import build_cascade
+from engine.model.variants import tiny_rcnn_variant, tiny_variant
 from engine.train.config import OptimConfig, PhaseConfig
 from engine.train.loop import Trainer, learning_rate
 from engine.train.phases import DetectorsPhase, RouterPhase
@@ -39,7 +41,7 @@ class Repeat:
 def test_both_phases_lower_their_losses_and_save(tmp_path):
     torch.manual_seed(0)
     model = build_dynamic_detector(tiny_variant(num_classes=3, input_size=64))
-    loss = DetectionLoss.from_head(model.first.head, image_size=64)
+    loss = AnchorCascadeLosses(DetectionLoss.from_head(model.first.head, image_size=64))
     batch = fixed_batch()
     trainer = Trainer(model, Repeat(batch, 10), tmp_path, ema_decay=0.9)
     optim = OptimConfig(lr=0.02, warmup_epochs=0.0, schedule="constant")
@@ -61,6 +63,28 @@ def test_both_phases_lower_their_losses_and_save(tmp_path):
     state = Trainer(build_dynamic_detector(tiny_variant(num_classes=3, input_size=64)), Repeat(batch, 1),
                     tmp_path).load_resume(tmp_path / "last.pt")
     assert state["phase"] == "router" and state["epoch"] == 2
+
+
+def test_the_same_phases_train_a_dy_faster_rcnn(tmp_path):
+    torch.manual_seed(0)
+    model = build_cascade(tiny_rcnn_variant(num_classes=3, input_size=64))
+    losses = RCNNCascadeLosses()
+    batch = fixed_batch()
+    trainer = Trainer(model, Repeat(batch, 8), tmp_path, ema_decay=0.9)
+    adamw = OptimConfig(optimizer="adamw", lr=0.003, warmup_epochs=0.0, schedule="constant")
+    trainer.run(DetectorsPhase(losses), PhaseConfig(epochs=3, batch_size=4, optim=adamw))
+    det = [row for row in trainer.history if row["phase"] == "detectors"]
+    assert det[-1]["det1"] < 0.8 * det[0]["det1"] and det[-1]["det2"] < 0.8 * det[0]["det2"]
+    assert {"det1_objectness", "det2_classifier", "det2_box_reg"} <= set(det[-1])
+    detectors = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("router.")}
+    router_params = [p.detach().clone() for p in model.router.parameters()]
+    adam = OptimConfig(optimizer="adam", lr=0.01, weight_decay=0.0, warmup_epochs=0.0, schedule="constant")
+    trainer.run(RouterPhase(losses, RouterLoss(50)), PhaseConfig(epochs=2, batch_size=4, optim=adam))
+    router = [row for row in trainer.history if row["phase"] == "router"]
+    assert all(torch.isfinite(torch.tensor(row["router"])) for row in router)
+    assert any(not torch.equal(a, b) for a, b in zip(router_params, model.router.parameters()))
+    for key, value in detectors.items():  # weights and batch-norm statistics stay as they were
+        assert torch.equal(value, model.state_dict()[key]), key
 
 
 def test_learning_rate_schedule():
