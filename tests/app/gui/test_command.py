@@ -49,8 +49,11 @@ def test_screenshot_option_writes_a_png(tiny_weights, videos, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_quit_after_frames_prints_a_run_summary(tiny_weights, videos):
-    command = [sys.executable, "main.py", "gui", "--weights", str(tiny_weights), "--backend", "torch", "--threads",
+@pytest.mark.parametrize("weights, backend", [("tiny_weights", "torch"), ("tiny_rcnn_weights", "auto")],
+                         ids=["yolo", "faster-rcnn"])
+def test_quit_after_frames_prints_a_run_summary(weights, backend, videos, request):
+    weights = request.getfixturevalue(weights)
+    command = [sys.executable, "main.py", "gui", "--weights", str(weights), "--backend", backend, "--threads",
                "1", "--source", str(videos["a"]), "--target-fps", "6", "--quit-after-frames", "12", "--summary"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=180,
                             env=headless_env(QT_QPA_PLATFORM="offscreen"))

@@ -228,3 +228,25 @@ def test_both_detectors_start_from_a_torchvision_checkpoint_file(tmp_path):
         init_from_torchvision(model, tmp_path / "notes.pth")
     with pytest.raises(CheckpointError, match="no such file"):
         init_from_torchvision(model, tmp_path / "missing.pth")
+
+
+@torch.no_grad()
+def test_exit_1_costs_what_the_plain_faster_rcnn_costs_plus_the_router():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine.model.complexity import exit_gflops
+
+    reference = torchvision_reference()
+    model = dynamic_with(reference.state_dict())
+    counter = FlopCounterMode(display=False)
+    with counter:
+        reference([torch.zeros(3, HEIGHT, WIDTH)])  # exit_gflops counts on a zero image too
+    plain = counter.get_total_flops() / 1e9
+    router = FlopCounterMode(display=False)
+    s1 = model.stage1(torch.zeros(1, 3, HEIGHT, WIDTH))
+    with router:
+        model.router(s1.stages)
+    gflops = exit_gflops(model, HEIGHT, WIDTH)
+    assert gflops["exit1"] == pytest.approx(plain + router.get_total_flops() / 1e9, rel=1e-9)
+    # Exit 2 adds backbone 2, the link and detector 2's heads (not backbone 1 again).
+    assert gflops["exit1"] < gflops["exit2"] < 2 * gflops["exit1"]
