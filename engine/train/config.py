@@ -57,12 +57,14 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class PhaseConfig:
-    """One phase of the loop. ``max_steps_per_epoch`` caps an epoch (quick runs and tests)."""
+    """One phase of the loop. ``max_steps_per_epoch`` caps an epoch (quick runs and tests);
+    ``augment: false`` feeds the phase the training images as they are (``data.augment`` off)."""
 
     epochs: int
     batch_size: int
     optim: OptimConfig = field(default_factory=OptimConfig)
     max_steps_per_epoch: int | None = None
+    augment: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:

@@ -12,9 +12,12 @@ from engine.model.variants import CONFIG_DIR
 
 def test_all_shipped_architectures_load():
     names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    assert {"dy-yolov7", "dy-yolov7x", "dy-yolov7-w6", "dy-yolov7-tiny"} <= set(names)
+    assert {"dy-yolov7", "dy-yolov7x", "dy-yolov7-w6", "dy-yolov7-tiny", "dy-faster-rcnn-r18",
+            "dy-faster-rcnn-r50"} <= set(names)
+    from engine.model.checkpoint import arch_from_config
+
     for name in names:
-        assert load_arch(CONFIG_DIR / f"{name}.yaml").name == name
+        assert arch_from_config(CONFIG_DIR / f"{name}.yaml").name == name
 
 
 def test_unknown_key_is_named(tmp_path):

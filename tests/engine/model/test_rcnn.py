@@ -127,10 +127,16 @@ def test_per_image_losses_leave_the_model_as_they_found_it():
     images = torch.rand(2, 3, HEIGHT, WIDTH)
     targets = [{"boxes": torch.tensor([[10.0, 10.0, 50.0, 60.0]]), "labels": torch.tensor([2])},
                {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]
-    first, second = model.per_image_losses(model.stage1(images), targets)
+    samplers = [model.first.rpn.fg_bg_sampler, model.second.roi_heads.fg_bg_sampler]
+    s1 = model.stage1(images)
+    first, second = model.per_image_losses(s1, targets)
     assert first.shape == second.shape == (2,)
     assert (first >= 0).all() and (second >= 0).all() and not first.requires_grad
+    again = model.per_image_losses(s1, targets)  # every region counted: no sampling noise
+    assert torch.equal(again[0], first) and torch.equal(again[1], second)
     assert not any(m.training for m in model.modules())
+    assert [model.first.rpn.fg_bg_sampler, model.second.roi_heads.fg_bg_sampler] == samplers
+    assert samplers[0].batch_size_per_image == 256
 
 
 def test_a_narrow_trunk_keeps_torchvisions_structure():
