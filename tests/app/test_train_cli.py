@@ -137,7 +137,8 @@ def test_a_dy_faster_rcnn_trains_from_a_torchvision_resnet_and_evaluates(synth_d
     torch.save(classifier.state_dict(), resnet)
     result = train(synth_data, tmp_path, "--set", f"model.arch={arch}", "--set", "model.width_multiple=null",
                    "--set", f"model.init_torchvision={resnet}", "--set", "detectors.epochs=2",
-                   "--set", "detectors.max_steps_per_epoch=2", "--set", "detectors.optim.optimizer=adamw",
+                   "--set", "detectors.max_steps_per_epoch=2", "--set", "router.augment=false",
+                   "--set", "detectors.optim.optimizer=adamw",
                    "--set", "detectors.optim.lr=0.0001")
     assert result.returncode == 0, result.stderr
     model_file = Path(json.loads(result.stdout.strip().splitlines()[-1])["model"])
