@@ -61,24 +61,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
     """The model, its weights file (None for random weights) and a description of its source."""
-    from dataclasses import replace
     from pathlib import Path
 
     import torch
 
-    from app.commands.common import default_weights, resolve_config
+    from app.commands.common import default_weights, resolve_config, with_width
     from engine.errors import UserError
     from engine.model.checkpoint import arch_from_config, load_detector
-    from engine.model.families import YOLO_FAMILY, build_cascade
+    from engine.model.families import build_cascade
 
     if args.width is not None and not args.config:
         raise UserError("--width applies to --config (random weights) only")
     if args.config:
-        arch = arch_from_config(resolve_config(args.config))
-        if args.width is not None:
-            if getattr(arch, "family", YOLO_FAMILY) != YOLO_FAMILY:
-                raise UserError(f"--width applies to the {YOLO_FAMILY} family only")
-            arch = replace(arch, width_multiple=args.width)
+        arch = with_width(arch_from_config(resolve_config(args.config)), args.width)
         torch.manual_seed(0)
         return build_cascade(arch).eval(), None, f"config:{args.config}"
     if args.weights:

@@ -57,6 +57,19 @@ def input_size(requested: int | None, model_default: int) -> int:
     return imgsz
 
 
+def with_width(arch, width: float | None):
+    """``arch`` with ``--width`` applied; only the YOLO family has a width multiple."""
+    from dataclasses import replace
+
+    from engine.model.arch import ArchSpec
+
+    if width is None:
+        return arch
+    if not isinstance(arch, ArchSpec):
+        raise UserError(f"--width applies to the dy-yolov7 family only, not {arch.family}")
+    return replace(arch, width_multiple=width)
+
+
 def check_positive(name: str, value: float | None) -> None:
     if value is not None and value <= 0:
         raise UserError(f"{name} must be positive, got {value}")

@@ -24,23 +24,16 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from app.commands.common import check_positive, input_size
-    from engine.errors import UserError
+    from app.commands.common import check_positive, input_size, with_width
     from engine.model.checkpoint import arch_from_config, load_detector
     from engine.model.complexity import count_parameters, exit_gflops
     from engine.model.families import YOLO_FAMILY, build_cascade
 
     check_positive("--imgsz", args.imgsz)
     if args.config:
-        arch = arch_from_config(resolve_config(args.config))
-        overrides = {}
-        if args.width:
-            if getattr(arch, "family", YOLO_FAMILY) != YOLO_FAMILY:
-                raise UserError(f"--width applies to the {YOLO_FAMILY} family only")
-            overrides["width_multiple"] = args.width
+        arch = with_width(arch_from_config(resolve_config(args.config)), args.width)
         if args.classes:
-            overrides.update(num_classes=args.classes, class_names=())
-        arch = replace(arch, **overrides)
+            arch = replace(arch, num_classes=args.classes, class_names=())
         if getattr(arch, "family", YOLO_FAMILY) == YOLO_FAMILY:
             with torch.device("meta"):  # shapes only: no memory, no random init
                 model = build_cascade(arch)
