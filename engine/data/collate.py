@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torchvision.ops import box_convert
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +36,9 @@ def collate_detections(
         image_column = torch.full((targets.shape[0], 1), float(index), dtype=targets.dtype)
         rows.append(torch.cat([image_column, targets.reshape(-1, 5)], dim=1))  # [K_i, 6]
     return images, torch.cat(rows), [info for _, _, info in batch]
+
+
+def image_boxes(targets: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Classes ``[K]`` and ``x1, y1, x2, y2`` boxes ``[K, 4]`` of image ``index`` in collated targets."""
+    rows = targets[targets[:, 0] == index]
+    return rows[:, 1], box_convert(rows[:, 2:6], "cxcywh", "xyxy")

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
+from engine.data.collate import image_boxes
 from engine.losses.detection_loss import DetectionLoss
 
 
@@ -74,10 +75,8 @@ def as_box_targets(targets: torch.Tensor, batch: int) -> list[dict[str, torch.Te
     """Collated ``[M, 6]`` rows -> torchvision's per-image ``{"boxes": xyxy, "labels": class + 1}``."""
     out = []
     for i in range(batch):
-        rows = targets[targets[:, 0] == i]
-        centre, size = rows[:, 2:4], rows[:, 4:6]
-        out.append({"boxes": torch.cat([centre - size / 2, centre + size / 2], 1),
-                    "labels": rows[:, 1].long() + 1})  # label 0 is torchvision's background
+        classes, boxes = image_boxes(targets, i)
+        out.append({"boxes": boxes, "labels": classes.long() + 1})  # label 0 is torchvision's background
     return out
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engine.data.collate import image_boxes
 from engine.model.families import Cascade
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,8 @@ def run_validation(model: Cascade, batches: Iterable, max_images: int | None = N
             out += [d.numpy() for d in model.postprocess(preds, conf_threshold, iou_threshold, 300)]
         scores += s1.scores.tolist()
         for i in range(len(images)):
-            t = targets[targets[:, 0] == i]
-            xyxy = torch.cat([t[:, 2:4] - t[:, 4:6] / 2, t[:, 2:4] + t[:, 4:6] / 2], 1)
-            truth.append(torch.cat([t[:, 1:2], xyxy], 1).numpy())
+            classes, boxes = image_boxes(targets, i)
+            truth.append(torch.cat([classes[:, None], boxes], 1).numpy())
         if max_images and len(truth) >= max_images:
             break
     return ValidationRun(first, second, truth, np.asarray(scores, dtype=np.float64))
