@@ -25,16 +25,17 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from app.commands.common import check_positive, input_size, with_width
+    from engine.model.arch import ArchSpec
     from engine.model.checkpoint import arch_from_config, load_detector
     from engine.model.complexity import count_parameters, exit_gflops
-    from engine.model.families import YOLO_FAMILY, build_cascade
+    from engine.model.families import build_cascade
 
     check_positive("--imgsz", args.imgsz)
     if args.config:
         arch = with_width(arch_from_config(resolve_config(args.config)), args.width)
         if args.classes:
             arch = replace(arch, num_classes=args.classes, class_names=())
-        if getattr(arch, "family", YOLO_FAMILY) == YOLO_FAMILY:
+        if isinstance(arch, ArchSpec):
             with torch.device("meta"):  # shapes only: no memory, no random init
                 model = build_cascade(arch)
         else:  # region proposals need real numbers to run (top-k, NMS)

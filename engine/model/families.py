@@ -19,7 +19,7 @@ from engine.errors import ConfigError
 from engine.model.arch import ArchSpec
 from engine.model.build import build_dynamic_detector
 from engine.model.rcnn.detector import FAMILY as RCNN_FAMILY
-from engine.model.rcnn.detector import DyRCNNSpec, build_dy_faster_rcnn
+from engine.model.rcnn.detector import DyFasterRCNN, DyRCNNSpec
 
 YOLO_FAMILY = "dy-yolov7"
 
@@ -53,7 +53,7 @@ class Family:
 
 FAMILIES = {
     YOLO_FAMILY: Family(ArchSpec, build_dynamic_detector),
-    RCNN_FAMILY: Family(DyRCNNSpec, build_dy_faster_rcnn),
+    RCNN_FAMILY: Family(DyRCNNSpec, DyFasterRCNN),
 }
 
 

@@ -310,7 +310,3 @@ def _as_rows(detections: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
     """torchvision's detection dicts -> ``[K, 6]`` rows; labels shift down past the background."""
     return [torch.cat([d["boxes"], d["scores"][:, None], (d["labels"] - 1).to(d["boxes"].dtype)[:, None]], 1)
             for d in detections]
-
-
-def build_dy_faster_rcnn(spec: DyRCNNSpec) -> DyFasterRCNN:
-    return DyFasterRCNN(spec)
