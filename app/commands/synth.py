@@ -11,8 +11,12 @@ from pathlib import Path
 from engine.errors import UserError
 
 _SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+# Two decimal numbers joined by a dash; a leading minus sign is accepted so that the range check,
+# not the pattern, tells the user that values below 0 are out of range.
+_NUMBER = r"-?(?:\d+\.?\d*|\.\d+)"
+_RANGE_PATTERN = re.compile(rf"^\s*({_NUMBER})\s*-\s*({_NUMBER})\s*$")
 _DATASET_ONLY = ("images", "imgsz", "val_fraction", "overwrite")
-_VIDEO_ONLY = ("frames", "fps", "size")
+_VIDEO_ONLY = ("frames", "fps", "size", "difficulty")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     video.add_argument("--frames", type=int, metavar="N", help="number of frames (default 450)")
     video.add_argument("--fps", type=int, metavar="F", help="frame rate (default 15)")
     video.add_argument("--size", metavar="WxH", help="frame size, even sides (default 640x360)")
+    video.add_argument("--difficulty", metavar="LO-HI",
+                       help="range the clip's difficulty stays in, e.g. 0.0-0.3 (calm) or 0.7-1.0 (busy); "
+                       "default 0-1")
     parser.set_defaults(func=run)
 
 
@@ -44,6 +51,14 @@ def parse_size(value: str) -> tuple[int, int]:
     if match is None:
         raise UserError(f"--size must look like WIDTHxHEIGHT, e.g. 640x360; got {value!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+def parse_range(value: str) -> tuple[float, float]:
+    """``"0.2-0.6"`` -> ``(0.2, 0.6)``; the bounds themselves are checked by the generator."""
+    match = _RANGE_PATTERN.match(value)
+    if match is None:
+        raise UserError(f"--difficulty must be two numbers LO-HI, e.g. 0.0-0.3; got {value!r}")
+    return float(match.group(1)), float(match.group(2))
 
 
 def _reject_foreign_options(args: argparse.Namespace, names: tuple[str, ...], mode: str) -> None:
@@ -94,11 +109,13 @@ def _write_dataset(args: argparse.Namespace) -> dict:
 
 def _write_video(args: argparse.Namespace) -> dict:
     from engine.data.synthetic import ground_truth_path, write_video
+    from engine.data.synthetic.difficulty import FULL_RANGE
 
     size = parse_size(args.size) if args.size is not None else (640, 360)
+    difficulty = parse_range(args.difficulty) if args.difficulty is not None else FULL_RANGE
     frames = 450 if args.frames is None else args.frames
     fps = 15 if args.fps is None else args.fps
-    video = write_video(args.video, frames, args.seed, fps=fps, size=size)
+    video = write_video(args.video, frames, args.seed, fps=fps, size=size, difficulty_range=difficulty)
     return {
         "kind": "video",
         "video": str(video),
@@ -107,6 +124,7 @@ def _write_video(args: argparse.Namespace) -> dict:
         "fps": fps,
         "size": list(size),
         "duration_s": round(frames / fps, 3),
+        "difficulty": list(difficulty),
         "bytes": Path(video).stat().st_size,
         "seed": args.seed,
     }

@@ -38,6 +38,35 @@ def test_video_mode_writes_and_summarises(tmp_path: Path, capsys: pytest.Capture
     assert len(json.loads((tmp_path / "clip.json").read_text())["images"]) == 6
 
 
+def _clip_truth(tmp_path: Path, name: str, difficulty: str | None) -> dict:
+    video = tmp_path / f"{name}.mp4"
+    args = ["synth", "--video", str(video), "--frames", "8", "--fps", "4", "--size", "192x128", "--seed", "5"]
+    assert main([*args, *(["--difficulty", difficulty] if difficulty else [])]) == 0
+    return json.loads(video.with_suffix(".json").read_text())
+
+
+def test_difficulty_range_bounds_the_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    calm, busy = _clip_truth(tmp_path, "calm", "0.0-0.3"), _clip_truth(tmp_path, "busy", "0.7-1.0")
+    assert _summary(capsys)["difficulty"] == [0.7, 1.0]
+    assert calm["info"]["difficulty_range"] == [0.0, 0.3] and busy["info"]["difficulty_range"] == [0.7, 1.0]
+    calm_levels = [image["difficulty_factors"]["difficulty"] for image in calm["images"]]
+    busy_levels = [image["difficulty_factors"]["difficulty"] for image in busy["images"]]
+    assert all(0.0 <= v <= 0.3 for v in calm_levels) and all(0.7 <= v <= 1.0 for v in busy_levels)
+    # The generator aims for more, smaller objects as the difficulty rises.
+    assert len(calm["annotations"]) < len(busy["annotations"])
+
+    def mean_area(truth: dict) -> float:
+        return sum(a["bbox"][2] * a["bbox"][3] for a in truth["annotations"]) / len(truth["annotations"])
+
+    assert mean_area(calm) > 2 * mean_area(busy)
+
+
+def test_default_difficulty_is_the_full_range(tmp_path: Path) -> None:
+    default, full = _clip_truth(tmp_path, "default", None), _clip_truth(tmp_path, "full", "0-1")
+    assert default["info"]["difficulty_range"] == [0.0, 1.0]
+    assert default["annotations"] == full["annotations"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -52,6 +81,12 @@ def test_video_mode_writes_and_summarises(tmp_path: Path, capsys: pytest.Capture
         (["--video", "{tmp}/b.mp4", "--frames", "-1"], "at least 1, got -1"),
         (["--out", "{tmp}/blocker/data", "--images", "1"], "cannot write"),
         (["--video", "{tmp}/blocker/b.mp4", "--frames", "1"], "cannot"),
+        (["--video", "{tmp}/b.mp4", "--difficulty", "0.7-0.3"], "0 <= low <= high <= 1, got 0.7-0.3"),
+        (["--video", "{tmp}/b.mp4", "--difficulty", "0.5-1.5"], "0 <= low <= high <= 1, got 0.5-1.5"),
+        (["--video", "{tmp}/b.mp4", "--difficulty=-0.2-0.3"], "0 <= low <= high <= 1, got -0.2-0.3"),
+        (["--video", "{tmp}/b.mp4", "--difficulty", "0.3"], "--difficulty must be two numbers LO-HI"),
+        (["--video", "{tmp}/b.mp4", "--difficulty", "low-high"], "--difficulty must be two numbers LO-HI"),
+        (["--out", "{tmp}/a", "--difficulty", "0-1"], "--difficulty does not apply with --out"),
     ],
 )
 def test_bad_values_give_one_line_errors(

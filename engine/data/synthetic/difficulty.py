@@ -225,6 +225,17 @@ def true_difficulty(
     return float(sum(TRUE_DIFFICULTY_WEIGHTS[name] * value for name, value in terms.items()))
 
 
+FULL_RANGE = (0.0, 1.0)
+
+
+def check_range(level_range: tuple[float, float]) -> tuple[float, float]:
+    """``level_range`` as two floats, or ``ValueError`` unless ``0 <= low <= high <= 1``."""
+    low, high = (float(v) for v in level_range)
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"difficulty range must satisfy 0 <= low <= high <= 1, got {low:g}-{high:g}")
+    return low, high
+
+
 class DifficultySchedule:
     """Difficulty over time: random levels at key times, eased between them.
 
@@ -253,13 +264,33 @@ class DifficultySchedule:
         return float(self.levels[k] + (self.levels[k + 1] - self.levels[k]) * eased)
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, duration_s: float, mean_gap_s: float = 5.0) -> DifficultySchedule:
-        """Random schedule covering ``duration_s``: levels alternate between calm and busy halves."""
+    def sample(
+        cls,
+        rng: np.random.Generator,
+        duration_s: float,
+        mean_gap_s: float = 5.0,
+        level_range: tuple[float, float] = FULL_RANGE,
+    ) -> DifficultySchedule:
+        """Random schedule covering ``duration_s``: levels alternate between calm and busy halves.
+
+        Args:
+            rng: random source.
+            duration_s: seconds the key times must cover.
+            mean_gap_s: mean time between key times.
+            level_range: ``(low, high)`` within [0, 1]; every value of the schedule stays inside it.
+
+        Raises:
+            ValueError: for a range that is reversed or leaves [0, 1].
+        """
+        low, high = check_range(level_range)
         gaps = rng.uniform(0.6 * mean_gap_s, 1.4 * mean_gap_s, size=int(duration_s / (0.6 * mean_gap_s)) + 2)
         times = np.concatenate([[0.0], np.cumsum(gaps)])
         # Alternating halves guarantee both calm and busy stretches even in short clips.
         calm_first = rng.random() < 0.5
-        levels = [
+        levels = np.array([
             rng.uniform(0.0, 0.35) if (k % 2 == 0) == calm_first else rng.uniform(0.6, 1.0) for k in range(len(times))
-        ]
-        return cls(times, np.array(levels))
+        ])
+        # Squeezing the levels (rather than drawing them from the range) keeps the same random draws, so
+        # the full range reproduces earlier clips exactly and a narrow one keeps the calm/busy rhythm.
+        # Smoothstep easing never overshoots its two key levels, so the whole curve stays in the range.
+        return cls(times, low + (high - low) * levels)

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.data.synthetic.coco import annotation_record, image_record, write_json
-from engine.data.synthetic.difficulty import DifficultySchedule
+from engine.data.synthetic.difficulty import FULL_RANGE, DifficultySchedule, check_range
 from engine.data.synthetic.motion import MovingWorld
 from engine.data.synthetic.scene import SyntheticImage, render_scene
 from engine.errors import UserError
@@ -75,7 +75,12 @@ class _GroundTruth:
 
 
 def write_video(
-    out_path: str | Path, num_frames: int, seed: int, fps: int = 15, size: tuple[int, int] = (640, 360)
+    out_path: str | Path,
+    num_frames: int,
+    seed: int,
+    fps: int = 15,
+    size: tuple[int, int] = (640, 360),
+    difficulty_range: tuple[float, float] = FULL_RANGE,
 ) -> Path:
     """Render a clip whose difficulty drifts between calm and busy stretches.
 
@@ -85,17 +90,25 @@ def write_video(
         seed: equal seeds give identical clips and ground truth.
         fps: frame rate.
         size: ``(width, height)`` in pixels, both even.
+        difficulty_range: ``(low, high)`` within [0, 1] that the difficulty schedule stays in, e.g.
+            ``(0.0, 0.3)`` for a calm camera; the full range gives the same clip as before ranges existed.
 
     Returns:
         The video's path.
 
     Raises:
-        UserError: for invalid counts or sizes, or an output that cannot be written.
+        UserError: for invalid counts, sizes or difficulty ranges, or an output that cannot be written.
     """
     out_path = Path(out_path)
-    _check_arguments(out_path, num_frames, fps, size)
+    try:
+        difficulty_range = check_range(difficulty_range)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    _check_arguments(out_path, num_frames, fps, size)  # last: it creates the output folder
     schedule_seed, world_seed, noise_seed = np.random.SeedSequence(seed).spawn(3)
-    schedule = DifficultySchedule.sample(np.random.default_rng(schedule_seed), duration_s=num_frames / fps)
+    schedule = DifficultySchedule.sample(
+        np.random.default_rng(schedule_seed), duration_s=num_frames / fps, level_range=difficulty_range
+    )
     world = MovingWorld(np.random.default_rng(world_seed), size[0], size[1], schedule)
     truth = _GroundTruth(out_path.name, fps)
     try:
@@ -104,6 +117,7 @@ def write_video(
         raise UserError(f"cannot write video {out_path}: {exc.strerror or exc}") from None
     info = {"seed": seed, "fps": fps, "num_frames": num_frames, "width": size[0], "height": size[1]}
     info["video"] = out_path.name
+    info["difficulty_range"] = list(difficulty_range)
     write_json(ground_truth_path(out_path), truth.images, truth.annotations, info)
     logger.info("wrote %d frames to %s (%d annotations)", num_frames, out_path, len(truth.annotations))
     return out_path

@@ -60,3 +60,22 @@ def test_schedule_is_smooth_with_calm_and_busy_stretches() -> None:
     assert values.min() >= 0.0 and values.max() <= 1.0
     assert np.abs(np.diff(values)).max() < 0.05
     assert (values < 0.35).any() and (values > 0.6).any()
+
+
+@pytest.mark.parametrize("level_range", [(0.0, 0.3), (0.7, 1.0), (0.45, 0.45)])
+def test_schedule_stays_within_its_range(level_range: tuple[float, float]) -> None:
+    schedule = DifficultySchedule.sample(np.random.default_rng(3), duration_s=30.0, level_range=level_range)
+    values = np.array([schedule(t) for t in np.arange(0.0, 40.0, 1.0 / 15.0)])
+    assert values.min() >= level_range[0] and values.max() <= level_range[1]
+
+
+def test_full_range_keeps_the_unranged_schedule() -> None:
+    default = DifficultySchedule.sample(np.random.default_rng(4), duration_s=20.0)
+    full = DifficultySchedule.sample(np.random.default_rng(4), duration_s=20.0, level_range=(0.0, 1.0))
+    assert np.array_equal(default.levels, full.levels) and np.array_equal(default.times, full.times)
+
+
+@pytest.mark.parametrize("level_range", [(0.6, 0.2), (-0.1, 0.5), (0.5, 1.1), (float("nan"), 1.0)])
+def test_bad_ranges_are_refused(level_range: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match="0 <= low <= high <= 1"):
+        DifficultySchedule.sample(np.random.default_rng(0), duration_s=5.0, level_range=level_range)

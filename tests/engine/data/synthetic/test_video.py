@@ -76,7 +76,7 @@ def test_objects_move_smoothly_between_frames(clip: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"num_frames": 0}, "at least 1"), ({"size": (127, 96)}, "even"), ({"size": (8, 8)}, "between"),
-     ({"fps": 0}, "fps")],
+     ({"fps": 0}, "fps"), ({"difficulty_range": (0.5, 0.2)}, "low <= high")],
 )
 def test_bad_arguments_raise_user_errors(tmp_path: Path, kwargs: dict, message: str) -> None:
     arguments = {"num_frames": 2, "seed": 0, **kwargs}
