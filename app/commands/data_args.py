@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
+    """Add the model and dataset options; ``data_required=False`` for commands with another input mode."""
     parser.add_argument("--weights", help="model file (default: the bundled model)")
-    parser.add_argument("--data", required=True, help="YOLO data.yaml or COCO dataset folder")
+    parser.add_argument("--data", required=data_required, help="YOLO data.yaml or COCO dataset folder")
     parser.add_argument("--split", default="val", help="split of a YOLO data.yaml (default: val)")
     parser.add_argument("--imgsz", type=int, help="network input size (default: the model's)")
     parser.add_argument("--max-images", type=int, help="use at most this many images")

@@ -1,23 +1,75 @@
-"""`eval`: COCO mAP of each exit, the router at every calibrated share, and random routing; one JSON object."""
+"""`eval`: COCO mAP of each exit, the router at every calibrated share, and random routing; one JSON object.
+
+With ``--events E.jsonl --truth CLIP.json`` it scores a recorded run instead: offline and streaming
+mAP of one camera's events against its clip's ground truth (:mod:`engine.train.stream_eval`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from app.commands.data_args import add_data_arguments, open_eval_data
+from engine.errors import UserError
+
+# Options of the dataset mode that mean nothing when scoring a recorded run.
+_MODEL_ONLY = ("weights", "imgsz", "max_images", "plot")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate both exits, the router and random routing")
-    add_data_arguments(parser)
+    parser = subparsers.add_parser(
+        "eval", help="evaluate both exits, the router and random routing; or score a run's events",
+        description="With --data: COCO mAP of each exit, of the router at every share and of random routing. "
+        "With --events and --truth: offline and streaming mAP of a run's events against the clip's ground truth.",
+    )
+    add_data_arguments(parser, data_required=False)
     parser.add_argument("--plot", help="trade-off plot PNG (default: beside the weights, <name>-tradeoff.png)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-routing baseline")
+    recorded = parser.add_argument_group("scoring a recorded run")
+    recorded.add_argument("--events", metavar="E.jsonl", help="events file written by run --events")
+    recorded.add_argument("--truth", metavar="CLIP.json", help="the clip's ground truth (synth --video writes it)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.events is not None or args.truth is not None:
+        return run_events(args)
+    if args.data is None:
+        raise UserError("give --data D (a dataset) or --events E.jsonl --truth CLIP.json (a recorded run)")
+    return run_dataset(args)
+
+
+def run_events(args: argparse.Namespace) -> int:
+    """Score one run's events against the clip's truth: one JSON line on stdout, a table on stderr."""
+    from engine.train.stream_eval import evaluate_events_file
+
+    if args.data is not None:
+        raise UserError("--events and --data are mutually exclusive: score a recorded run or a dataset")
+    if args.events is None or args.truth is None:
+        raise UserError("--events and --truth go together: a run's events file and its clip's ground truth")
+    for name in _MODEL_ONLY:
+        if getattr(args, name) is not None:
+            raise UserError(f"--{name.replace('_', '-')} does not apply with --events")
+    result = {"events": args.events, "truth": args.truth, **evaluate_events_file(args.events, args.truth)}
+    print(_events_table(result), file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
+def _events_table(result: dict) -> str:
+    """A few lines for a person reading the terminal; the JSON line is the record."""
+    return "\n".join([
+        f"{result['events']}: {result['processed']} of {result['frames']} frames processed, "
+        f"{100 * result['second_exit_fraction']:.0f}% at exit 2, {result['mean_latency_ms']:.1f} ms mean latency",
+        f"{'':<10} {'mAP':>6} {'mAP50':>6}",
+        f"{'processed':<10} {result['map']:>6.3f} {result['map50']:>6.3f}",
+        f"{'streaming':<10} {result['streaming_map']:>6.3f} {result['streaming_map50']:>6.3f}",
+    ])
+
+
+def run_dataset(args: argparse.Namespace) -> int:
     from app.commands.common import default_weights, input_size
     from engine.model.checkpoint import load_detector
     from engine.train.calibrate import exit_latency_ms
