@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from engine.errors import UserError
 
 # Subcommand modules under app.commands, in the order `--help` lists them.
-COMMANDS = ("detect", "info", "synth", "train", "calibrate", "eval", "run", "gui", "export", "bench")
+COMMANDS = ("detect", "info", "synth", "train", "calibrate", "eval", "run", "monitor", "gui", "export", "bench")
 
 logger = logging.getLogger("dynastream")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,39 @@ def load_predictor(args):
     backend = backends.make_backend(model, args.backend, threads=args.threads, weights_path=weights)
     predictor = Predictor(backend, model.class_names, imgsz, args.conf, args.iou, stride=model.stride)
     return predictor, model.class_names, calibration
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a float that is a real number (``nan`` and ``inf`` are refused)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def handle_stop_signals():
+    """SIGINT and SIGTERM set the yielded event instead of interrupting the process.
+
+    They are caught from the start (loading a model takes seconds, and a Ctrl-C then must
+    still end with a summary, not a traceback). Once a stop was asked for, further signals are
+    ignored until the process exits, so a second Ctrl-C during shutdown cannot cut the
+    summary or a recording short; without one, the previous handlers come back.
+    """
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    try:
+        yield stop
+    finally:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN if stop.is_set() else previous[sig])

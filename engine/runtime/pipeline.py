@@ -19,7 +19,8 @@ from engine.model.calibration import Calibration
 from engine.runtime.capture import Capture, CaptureStats
 from engine.runtime.inference import EngineStats, InferenceEngine
 from engine.runtime.queues import DropPolicy, StreamEnd
-from engine.runtime.recorder import FanOut, LatestResult, Recorder, RecordingTap
+from engine.runtime.recorder import FanOut, LatestResult, RecordingTap
+from engine.runtime.recording import Recording, join_or_stop
 from engine.runtime.routing import RoutingMode
 from engine.runtime.writer import Writer, WriterStats
 
@@ -56,31 +57,6 @@ class PipelineStats:
     paused: bool = False
 
 
-class _Recording:
-    """One recording: the recorder thread drawing frames and the writer thread encoding them."""
-
-    def __init__(self, path: str, latest: LatestResult, classes: tuple[str, ...]) -> None:
-        self.writer = Writer(path)
-        self.input: queue.Queue = queue.Queue(maxsize=16)
-        self.recorder = Recorder(self.input, self.writer.input, latest, classes)
-
-    def start(self) -> None:
-        self.writer.start()  # checks the path first: an unwritable one fails here
-        self.recorder.start()
-
-    def join(self, timeout: float) -> bool:
-        return all([_join_or_stop(worker, timeout) for worker in (self.recorder, self.writer)])
-
-
-def _join_or_stop(worker, timeout: float) -> bool:
-    """Wait for ``worker`` to end; a straggler is told to stop and given ``timeout`` more."""
-    if worker.join(timeout):
-        return True
-    logger.warning("%s did not stop within %.0f s; stopping it", type(worker).__name__, timeout)
-    worker.stop()
-    return worker.join(timeout)
-
-
 class Pipeline:
     """Start, stop, pause, change routing or recording while running, read results and stats."""
 
@@ -106,8 +82,8 @@ class Pipeline:
                                       calibration, latest=self.latest, tap=None if self.live else self.tap,
                                       source_paced=self.live)
         self.classes = config.classes
-        self._recording = _Recording(config.record, self.latest, config.classes) if config.record else None
-        self._finished_recordings: list[_Recording] = []
+        self._recording = Recording(config.record, self.latest, config.classes) if config.record else None
+        self._finished_recordings: list[Recording] = []
         self._started = False
         self._lock = threading.Lock()
 
@@ -164,7 +140,7 @@ class Pipeline:
             UserError: the path cannot be written (nothing changes then).
             RuntimeError: a recording is already running.
         """
-        recording = _Recording(path, self.latest, self.classes)
+        recording = Recording(path, self.latest, self.classes)
         with self._lock:
             if self._recording is not None:
                 raise RuntimeError("a recording is already running")
@@ -193,7 +169,7 @@ class Pipeline:
         """Wait for the workers in pipeline order; True when all ended. Stragglers are told to stop."""
         if not self._started:
             return True
-        ok = all([_join_or_stop(w, timeout) for w in (self.capture, self.fanout, self.engine) if w is not None])
+        ok = all([join_or_stop(w, timeout) for w in (self.capture, self.fanout, self.engine) if w is not None])
         with self._lock:
             recordings = [*self._finished_recordings, *([self._recording] if self._recording else [])]
         for recording in recordings:

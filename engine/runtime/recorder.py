@@ -37,6 +37,13 @@ class LatestResult:
         with self._lock:
             return self._result
 
+    def offer(self, result: Result, stop: threading.Event) -> None:
+        """The :class:`~engine.runtime.outputs.ResultOutput` side: keep ``result`` as the newest."""
+        self.set(result)
+
+    def close(self, end: StreamEnd) -> None:
+        """Nothing to end: the last result stays readable."""
+
 
 class RecordingTap:
     """The socket a recording plugs into while the pipeline runs.

@@ -1,0 +1,225 @@
+"""`monitor`: many cameras on one engine with one compute budget; one JSON summary at the end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.commands.common import finite_float, handle_stop_signals
+from engine.errors import UserError
+
+logger = logging.getLogger("dynastream.monitor")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("monitor", help="watch many cameras with one engine and one budget")
+    parser.add_argument("--config", required=True, help="cameras.yaml: model, budget and cameras")
+    parser.add_argument("--duration", type=finite_float, help="stop after this many seconds")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line")
+    parser.set_defaults(func=monitor)
+
+
+def monitor(args: argparse.Namespace) -> int:
+    with handle_stop_signals() as stop:
+        return _monitor(args, stop)
+
+
+def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
+    from app.commands.common import default_weights, resolve_config
+    from engine.model.loading import load_predictor
+    from engine.runtime.monitor import Monitor
+    from engine.runtime.monitor_config import load_monitor_config
+
+    if args.duration is not None and args.duration <= 0:
+        raise UserError(f"--duration must be positive, got {args.duration}")
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise UserError(f"--metrics-port must be a TCP port (1-65535), got {args.metrics_port}")
+    config = load_monitor_config(args.config)
+    model = config.model
+    loaded = load_predictor(model.weights or default_weights(), config=resolve_config(model.config),
+                            backend=model.backend, imgsz=model.imgsz, conf=model.conf, iou=model.iou,
+                            threads=model.threads)
+    for camera in config.cameras:
+        unknown = [c for c in camera.classes if c not in loaded.class_names]
+        if unknown:
+            raise UserError(f"camera {camera.name}: unknown class {unknown[0]!r} "
+                            f"(the model knows: {', '.join(loaded.class_names)})")
+    sinks = CameraSinks.open(config.cameras, args.metrics_port)
+    try:
+        runner = Monitor(config.cameras, loaded.predictor, config.budget.mode(), config.budget.allocation,
+                         loaded.calibration)
+    except BaseException:
+        sinks.close()
+        raise
+    return MonitorRun(runner, sinks, config, args, stop).execute()
+
+
+@dataclass
+class CameraSinks:
+    """Each camera's event log and snapshot saver, and the shared metrics server."""
+
+    events: dict = field(default_factory=dict)
+    snapshots: dict = field(default_factory=dict)
+    metrics: object | None = None
+
+    @classmethod
+    def open(cls, cameras, metrics_port: int | None) -> CameraSinks:
+        from engine.runtime.camera_metrics import CameraMetrics
+        from engine.runtime.sinks import EventLog, SnapshotSaver
+
+        sinks = cls()
+        try:
+            for camera in cameras:
+                if camera.events:
+                    sinks.events[camera.name] = EventLog(camera.events, camera.classes)
+                if camera.snapshot_dir:
+                    sinks.snapshots[camera.name] = SnapshotSaver(Path(camera.snapshot_dir), camera.classes)
+            if metrics_port:
+                sinks.metrics = CameraMetrics(metrics_port, [c.name for c in cameras])
+        except BaseException:
+            sinks.close()
+            raise
+        return sinks
+
+    def handle(self, camera: str, result, stats) -> None:
+        events = self.events.get(camera)
+        if events is not None:
+            events.write(result)
+        snapshots = self.snapshots.get(camera)
+        if snapshots is not None:
+            snapshots.offer(result)
+        if self.metrics is not None:
+            self.metrics.observe(camera, result)
+            self.metrics.update(stats)
+
+    def close(self) -> list[str]:
+        """Close every sink whatever the others do; returns the problems, one line each."""
+        problems = []
+        for sink in [*self.events.values(), self.metrics]:
+            if sink is None:
+                continue
+            try:
+                sink.close()
+            except OSError as exc:
+                problems.append(f"{getattr(sink, 'path', 'metrics')}: {exc.strerror or exc}")
+        return problems
+
+
+class MonitorRun:
+    """The CLI's consumer loop over every camera's results, until all end or a limit or signal."""
+
+    def __init__(self, runner, sinks: CameraSinks, config, args: argparse.Namespace,
+                 stop_signal: threading.Event) -> None:
+        self.runner = runner
+        self.sinks = sinks
+        self.config = config
+        self.args = args
+        self.stop_signal = stop_signal
+        names = runner.camera_names
+        self.processed = dict.fromkeys(names, 0)
+        self.second = dict.fromkeys(names, 0)
+        self.ended: dict[str, str] = {f.name: "error" for f in runner.feeds if f.failure is not None}
+
+    def execute(self) -> int:
+        bar = None if self.args.no_progress else _progress_bar()
+        start = time.perf_counter()
+        reason = "eof"
+        try:
+            self.runner.start()
+            reason = self._consume(bar, start)
+        finally:
+            ok = self.runner.shutdown(timeout=10.0)
+            if bar is not None:
+                bar.close()
+            problems = self.sinks.close()
+        elapsed = time.perf_counter() - start
+        summary = self._summary(reason, elapsed)
+        print(json.dumps(summary), flush=True)
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        if not ok:
+            print("warning: a worker did not stop in time; a recording may be incomplete", file=sys.stderr)
+        failed = {name: cam["error"] for name, cam in summary["cameras"].items() if cam.get("error")}
+        for name, error in failed.items():
+            print(f"error: camera {name}: {error}", file=sys.stderr)
+        return 2 if failed else 0
+
+    def _consume(self, bar, start: float) -> str:
+        from engine.runtime.queues import get_item
+
+        names = self.runner.camera_names
+        while len(self.ended) < len(names):
+            if self.stop_signal.is_set():
+                return "signal"
+            if self.args.duration and time.perf_counter() - start >= self.args.duration:
+                return "duration"
+            entry = get_item(self.runner.results, 0.1)
+            if entry is None:
+                continue
+            camera, item = entry
+            if hasattr(item, "reason"):  # the camera's StreamEnd
+                self.ended[camera] = "error" if item.failed else "eof"
+                if item.failed:
+                    logger.warning("camera %s: %s", camera, self.runner.stats(camera).failure)
+                continue
+            self.processed[camera] += 1
+            self.second[camera] += item.detections.exit == 2
+            self.sinks.handle(camera, item, self.runner.stats(camera) if self.sinks.metrics else None)
+            if bar is not None:
+                self._update_bar(bar, start)
+        return "eof"
+
+    def _update_bar(self, bar, start: float) -> None:
+        bar.update(1)
+        if bar.n % 10:
+            return
+        total = sum(self.processed.values())
+        elapsed = max(time.perf_counter() - start, 1e-6)
+        live = sum(self.runner.stats(n).state == "live" for n in self.runner.camera_names)
+        bar.set_postfix({"fps": f"{total / elapsed:.1f}", "exit2": f"{sum(self.second.values()) / total:.0%}",
+                         "live": f"{live}/{len(self.processed)}"}, refresh=False)
+
+    def _summary(self, reason: str, elapsed: float) -> dict:
+        cameras = {}
+        for name in self.runner.camera_names:
+            stats = self.runner.stats(name)
+            processed = self.processed[name]
+            entry = {
+                "frames_read": stats.capture.frames_read,
+                "frames_processed": processed,
+                "processing_fps": round(processed / elapsed, 2) if elapsed > 0 else 0.0,
+                "second_exit_fraction": round(self.second[name] / processed, 4) if processed else 0.0,
+                "frames_dropped": stats.frames_dropped,
+                "frames_recorded": stats.frames_recorded,
+                "reconnects": stats.capture.reconnects,
+                "mean_latency_ms": round(stats.lane.mean_latency_ms, 2),
+                "p95_latency_ms": round(stats.lane.p95_latency_ms, 2),
+                "exit_reason": self.ended.get(name, reason),
+            }
+            if stats.failure:
+                entry["error"] = stats.failure
+            cameras[name] = entry
+        total = sum(self.processed.values())
+        budget = self.config.budget
+        return {
+            "cameras": cameras,
+            "processing_fps": round(total / elapsed, 2) if elapsed > 0 else 0.0,
+            "second_exit_fraction": round(sum(self.second.values()) / total, 4) if total else 0.0,
+            "target_fps": budget.target_fps,
+            "allocation": budget.allocation,
+            "mode": budget.mode().describe(),
+            "exit_reason": reason,
+        }
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    return tqdm(unit="frame", desc="monitor", file=sys.stderr, dynamic_ncols=True, disable=None)

@@ -1,0 +1,59 @@
+"""One typed way to get a ready predictor from a model file: used by every command and the GUI."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.model.calibration import Calibration
+from engine.model.predictor import Predictor
+
+
+@dataclass(frozen=True)
+class LoadedPredictor:
+    """A predictor on its backend, with what the runtime needs to know about the model."""
+
+    predictor: Predictor
+    class_names: tuple[str, ...]
+    calibration: Calibration | None
+
+
+def check_model_options(*, imgsz: int | None, conf: float, iou: float, threads: int | None) -> None:
+    """The model options' ranges; each problem is one UserError line naming the option."""
+    for name, value in (("conf", conf), ("iou", iou)):
+        if not (math.isfinite(value) and 0 <= value <= 1):
+            raise UserError(f"--{name} must be between 0 and 1, got {value}")
+    if threads is not None and threads <= 0:
+        raise UserError(f"--threads must be positive, got {threads}")
+    if imgsz is not None and (imgsz <= 0 or imgsz % 32):
+        raise UserError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+
+
+def load_predictor(weights: str | Path, *, config: str | Path | None = None, backend: str = "auto",
+                   imgsz: int | None = None, conf: float = 0.25, iou: float = 0.45,
+                   threads: int | None = None) -> LoadedPredictor:
+    """Load ``weights`` (our model files or reference checkpoints) onto ``backend``.
+
+    Args:
+        weights: the model file.
+        config: architecture YAML for reference checkpoints (None: recognised from the weights).
+        backend: a name from :data:`engine.model.backends.BACKEND_NAMES`.
+        imgsz: network input size (None: the model's own).
+        conf, iou: confidence and NMS IoU thresholds.
+        threads: inference threads (None: the backend's choice).
+
+    Raises:
+        UserError: an option out of range, or a model file that cannot be used.
+    """
+    from engine.model import backends
+    from engine.model.checkpoint import load_detector
+
+    check_model_options(imgsz=imgsz, conf=conf, iou=iou, threads=threads)
+    weights = Path(weights)
+    model = load_detector(weights, config)
+    size = imgsz or model.input_size
+    staged = backends.make_backend(model, backend, threads=threads, weights_path=weights)
+    predictor = Predictor(staged, model.class_names, size, conf, iou, stride=model.stride)
+    return LoadedPredictor(predictor, tuple(model.class_names), model.calibration)

@@ -1,0 +1,97 @@
+"""One exit-2 budget shared by several cameras: how much of it to spend, and on which frames.
+
+The *share* of frames that may take exit 2 comes from the routing mode: the rate controller's
+share for a target frame rate (the total over all cameras), or a fixed ``second_fraction``.
+The *allocation* turns that share into a router threshold for each camera's next frame:
+
+* ``global``: one threshold, the share-quantile of the recent router scores of all cameras
+  pooled, so the frames of the whole fleet that the router finds hardest get exit 2 wherever
+  they come from (a calm camera may get almost none, a busy one most).
+* ``per-camera``: each camera's own share-quantile, so every camera gets the same share: the
+  baseline that ``global`` has to beat.
+
+With one camera both are the same thing, and the same as the single-stream engine's routing.
+Fixed thresholds and forced exits ignore the allocation. The class is pure (no threads, no
+clock) so it is tested with simulated scores.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Literal
+
+import numpy as np
+
+from engine.model.calibration import Calibration
+from engine.runtime.routing import Decision, RoutingMode, RoutingPolicy
+
+Allocation = Literal["global", "per-camera"]
+ALLOCATIONS: tuple[Allocation, ...] = ("global", "per-camera")
+
+#: Recent router scores kept per camera (the global pool keeps this many per camera).
+SCORE_WINDOW = 120
+#: A camera's own window must hold this many scores before its quantile is trusted.
+MIN_SCORES = 8
+
+
+class Allocator:
+    """Per-frame routing decisions for several cameras under one budget.
+
+    Args:
+        mode: the routing mode (``target_fps`` is the total over all cameras).
+        allocation: ``global`` or ``per-camera``.
+        cameras: the camera names.
+        calibration: the model's calibration (initial exit costs; thresholds before any score).
+    """
+
+    def __init__(self, mode: RoutingMode, allocation: Allocation, cameras: Sequence[str],
+                 calibration: Calibration | None = None) -> None:
+        if allocation not in ALLOCATIONS:
+            raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
+        if not cameras:
+            raise ValueError("at least one camera is needed")
+        self.allocation = allocation
+        self.policy = RoutingPolicy(mode, calibration)
+        self.calibration = calibration
+        self.pooled: deque[float] = deque(maxlen=SCORE_WINDOW * len(cameras))
+        self.per_camera: dict[str, deque[float]] = {name: deque(maxlen=SCORE_WINDOW) for name in cameras}
+
+    @property
+    def mode(self) -> RoutingMode:
+        return self.policy.mode
+
+    def set_mode(self, mode: RoutingMode) -> None:
+        self.policy.set_mode(mode)
+
+    def decide(self, camera: str) -> Decision:
+        """The threshold (or forced exit) for ``camera``'s next frame."""
+        mode = self.policy.mode
+        if mode.kind in ("first", "second", "threshold"):
+            return self.policy.decide()
+        if mode.kind == "second_fraction":
+            return Decision(self.threshold_for(camera, float(mode.value)), "auto")
+        state = self.policy.controller.decide()
+        threshold = self.threshold_for(camera, state.second_fraction)
+        return Decision(threshold, "auto", replace(state, threshold=threshold))
+
+    def threshold_for(self, camera: str, share: float) -> float:
+        """Easiness threshold that sends ``share`` of the recent frames to exit 2 (``score < t``)."""
+        if share <= 0.0:
+            return 0.0
+        if share >= 1.0:
+            return 1.0 + 1e-6
+        scores = self.pooled if self.allocation == "global" else self.per_camera[camera]
+        if len(scores) < MIN_SCORES:
+            scores = self.pooled  # a camera that has just started borrows the fleet's scores
+        if len(scores) < MIN_SCORES:
+            return self.calibration.threshold_for(share) if self.calibration is not None else 0.5
+        return float(np.quantile(np.fromiter(scores, float, len(scores)), share))
+
+    def observe(self, camera: str, exit_taken: int, score: float, frame_ms: float, cycle_ms: float | None = None,
+                source_interval_ms: float | None = None) -> None:
+        """Record one processed frame of ``camera`` (its score, and the engine's time on it)."""
+        self.pooled.append(score)
+        self.per_camera[camera].append(score)
+        self.policy.observe(exit_taken, score, frame_ms, cycle_ms, source_interval_ms)

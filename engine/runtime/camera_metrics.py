@@ -1,0 +1,61 @@
+"""Prometheus metrics of a multi-camera monitor, every series labelled by camera."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.errors import UserError
+from engine.runtime.frames import Result
+
+#: Capture-to-result latency buckets (seconds).
+LATENCY_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12)
+
+
+class CameraMetrics:
+    """Served by prometheus-client's own thread on 127.0.0.1:``port``.
+
+    Gauges mirror each camera's counters (they are totals kept by the runtime, so a gauge set
+    from them never double-counts); the latency histogram and the per-exit counter are fed
+    one result at a time.
+    """
+
+    def __init__(self, port: int, cameras: Sequence[str]) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+        self.registry = CollectorRegistry()
+        labels = ["camera"]
+
+        def gauge(name: str, text: str) -> Gauge:
+            return Gauge(f"dynastream_{name}", text, labels, registry=self.registry)
+
+        self.fps = gauge("camera_processing_fps", "frames processed per second")
+        self.second_share = gauge("camera_second_exit_fraction", "share of processed frames sent to exit 2")
+        self.skipped = gauge("camera_frames_skipped", "frames read but not processed (dropped or over the fps cap)")
+        self.reconnects = gauge("camera_reconnects", "source reconnects")
+        self.up = gauge("camera_up", "1 while the camera delivers frames")
+        self.frames = Counter("dynastream_camera_frames_processed", "frames processed", ["camera", "exit"],
+                              registry=self.registry)
+        self.latency = Histogram("dynastream_camera_latency_seconds", "capture to result", labels,
+                                 registry=self.registry, buckets=LATENCY_BUCKETS)
+        for name in cameras:  # every camera shows up at once, before its first frame
+            self.up.labels(name).set(0)
+        try:
+            self.server, self.thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        except OSError as exc:
+            raise UserError(f"cannot serve metrics on port {port}: {exc.strerror}") from None
+
+    def observe(self, camera: str, result: Result) -> None:
+        self.frames.labels(camera, str(result.detections.exit)).inc()
+        self.latency.labels(camera).observe(result.latency_ms / 1000)
+
+    def update(self, stats) -> None:
+        """Refresh a camera's gauges from its :class:`~engine.runtime.monitor.CameraStats`."""
+        name = stats.name
+        self.fps.labels(name).set(stats.lane.processing_fps)
+        self.second_share.labels(name).set(stats.lane.second_exit_fraction)
+        self.skipped.labels(name).set(stats.frames_dropped)
+        self.reconnects.labels(name).set(stats.capture.reconnects)
+        self.up.labels(name).set(1 if stats.state == "live" else 0)
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -1,0 +1,155 @@
+"""``cameras.yaml``: the typed, frozen configuration of a multi-camera monitor.
+
+Example::
+
+    model: {weights: assets/dy-yolov7-tiny.safetensors, backend: auto}   # optional
+    budget: {target_fps: 40, allocation: global}    # or route / threshold / second_fraction
+    cameras:
+      - name: gate
+        source: rtsp://127.0.0.1:8554/cam
+        fps: 10                  # process at most 10 of its frames per second
+        record: runs/gate.mp4
+        events: runs/gate.jsonl
+
+Paths are taken relative to the working directory, as on the command line. Unknown keys are
+refused with their dotted key named (``cameras[1].fsp: unknown key``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from engine.config import from_mapping, load_yaml
+from engine.errors import ConfigError, UserError
+from engine.runtime.routing import RoutingMode
+
+#: Camera names end up in file names, metric labels and log lines: keep them plain.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model runs, as ``run``'s model options."""
+
+    weights: str | None = None
+    config: str | None = None
+    backend: str = "auto"
+    imgsz: int | None = None
+    conf: float = 0.25
+    iou: float = 0.45
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    """The one budget all cameras share.
+
+    Attributes:
+        target_fps: total processing rate over all cameras, held by the controller.
+        route / threshold / second_fraction: the other routing modes, as in ``run``; at most
+            one of the four. Without any, half of the frames go to exit 2.
+        allocation: ``global`` (the fleet's hardest frames get exit 2) or ``per-camera``
+            (every camera gets the same exit-2 share).
+    """
+
+    target_fps: float | None = None
+    route: Literal["first", "second"] | None = None
+    threshold: float | None = None
+    second_fraction: float | None = None
+    allocation: Literal["global", "per-camera"] = "global"
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("target_fps", "route", "threshold", "second_fraction") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of target_fps, route, threshold, second_fraction "
+                             f"(got {', '.join(given)})")
+        try:
+            self.mode()  # range checks, with RoutingMode's messages
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+
+    def mode(self) -> RoutingMode:
+        if self.target_fps is not None:
+            return RoutingMode("target_fps", self.target_fps)
+        if self.threshold is not None:
+            return RoutingMode("threshold", self.threshold)
+        if self.route is not None:
+            return RoutingMode(self.route)
+        return RoutingMode("second_fraction", 0.5 if self.second_fraction is None else self.second_fraction)
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """One camera.
+
+    Attributes:
+        name: unique; used in logs, metrics, events and file names.
+        source: anything ``run --source`` accepts.
+        fps: process at most this many frames per second from this camera.
+        realtime: files only: play at their native rate (the live policy).
+        loop: files only: start over at the end, on one timeline.
+        record: annotated recording (crash-safe), if any.
+        events: one JSON line per processed frame, if any.
+        classes: keep only these classes in events, snapshots and recordings.
+        snapshot_dir: annotated JPEG when a watched class appears.
+        stall_timeout: seconds without a frame before a live source reconnects.
+        max_reconnects: give up after this many failed reconnects in a row (None: never).
+    """
+
+    name: str
+    source: str
+    fps: float | None = None
+    realtime: bool = False
+    loop: bool = False
+    record: str | None = None
+    events: str | None = None
+    classes: tuple[str, ...] = ()
+    snapshot_dir: str | None = None
+    stall_timeout: float = 5.0
+    max_reconnects: int | None = None
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.match(self.name):
+            raise ValueError(f"camera name {self.name[:70]!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        for key in ("fps", "stall_timeout"):
+            value = getattr(self, key)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{key} must be a positive number, got {value}")
+        if self.max_reconnects is not None and self.max_reconnects < 0:
+            raise ValueError(f"max_reconnects must be >= 0, got {self.max_reconnects}")
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    cameras: tuple[CameraSettings, ...]
+    model: ModelSettings = ModelSettings()
+    budget: BudgetSettings = BudgetSettings()
+
+    def __post_init__(self) -> None:
+        if not self.cameras:
+            raise ValueError("no cameras: list at least one under 'cameras'")
+        seen: set[str] = set()
+        for camera in self.cameras:
+            if camera.name in seen:
+                raise ValueError(f"duplicate camera name {camera.name!r}")
+            seen.add(camera.name)
+        outputs = [p for c in self.cameras for p in (c.record, c.events) if p]
+        duplicates = sorted({p for p in outputs if outputs.count(p) > 1})
+        if duplicates:
+            raise ValueError(f"two cameras write to the same file {duplicates[0]!r}")
+
+
+def load_monitor_config(path: str | Path) -> MonitorConfig:
+    """Read and check ``cameras.yaml``; every problem is one :class:`ConfigError` line."""
+    data = load_yaml(path)
+    if "cameras" not in data:
+        raise ConfigError(f"{path}: no cameras: list at least one under 'cameras'")
+    try:
+        return from_mapping(MonitorConfig, data, where="")
+    except ConfigError as exc:
+        message = str(exc).removeprefix(f"{MonitorConfig.__name__}: ")
+        raise ConfigError(f"{path}: {message}") from None

@@ -1,0 +1,295 @@
+"""One engine thread for many cameras: the only thread that touches the model.
+
+Each camera is a *lane*: an input queue fed by its capture (through a fan-out in live mode), a
+frame-rate cap, and its own outputs. The engine holds at most one pending frame per lane and
+repeatedly processes the *due* lane that has waited longest since its last frame:
+
+* live lanes keep only their newest frame (older ones are counted as dropped), so lag never
+  builds up; all-frames lanes take their frames in order, with back-pressure on their capture;
+* a lane's ``fps`` cap makes it due at most that often;
+* a lane that is offline, stalled or reconnecting simply has no pending frame and is passed
+  over: it never holds up the others;
+* a lane whose input ends closes its outputs with that end (the failure travels in it) and
+  the engine carries on with the rest; the engine ends when every lane has ended.
+
+Routing comes from an :class:`~engine.runtime.allocation.Allocator` (one budget, allocated
+globally or per camera). Frames run one at a time: on this project's CPUs batching several
+cameras' frames per call was measured slower per image than batch 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from engine.runtime.allocation import Allocator
+from engine.runtime.controller import ControllerState
+from engine.runtime.frames import Frame, Result
+from engine.runtime.latency import LatencyHistogram
+from engine.runtime.outputs import ResultOutput
+from engine.runtime.queues import StreamEnd
+from engine.runtime.routing import RoutingMode
+from engine.runtime.worker import Worker
+
+if TYPE_CHECKING:  # the predictor brings torch; torch-free importers only need the types
+    from engine.model.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+#: Longest idle wait before looking at the lanes again (seconds). Polling keeps the capture
+#: side free of engine-specific queues; 2 ms bounds the added latency at a negligible CPU cost.
+IDLE_WAIT = 0.002
+#: A live lane that delivered nothing for this long no longer counts towards the supply rate.
+SUPPLY_STALE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class LaneStats:
+    """One camera's processing counters, safe to read from any thread."""
+
+    frames_processed: int = 0
+    frames_second_exit: int = 0
+    frames_skipped: int = 0  # newer frames replaced this one before it was due (live lanes)
+    processing_fps: float = 0.0
+    mean_latency_ms: float = 0.0
+    p95_latency_ms: float = 0.0
+    last_score: float | None = None
+    last_threshold: float | None = None
+    ended: StreamEnd | None = None
+
+    @property
+    def second_exit_fraction(self) -> float:
+        return self.frames_second_exit / self.frames_processed if self.frames_processed else 0.0
+
+
+@dataclass
+class Lane:
+    """One camera as the engine sees it.
+
+    Args:
+        name: the camera's name (unique).
+        input: its frames and a final :class:`StreamEnd`.
+        outputs: where its results go.
+        live: the input is paced by the source (keep the newest frame only).
+        max_fps: process at most this many of its frames per second (None: no cap).
+    """
+
+    name: str
+    input: queue.Queue
+    outputs: Sequence[ResultOutput]
+    live: bool
+    max_fps: float | None = None
+    pending: Frame | None = field(default=None, init=False)
+    end: StreamEnd | None = field(default=None, init=False)
+    closed: bool = field(default=False, init=False)
+    last_start: float = field(default=-float("inf"), init=False)
+    last_frame: Frame | None = field(default=None, init=False)
+    source_ms: float | None = field(default=None, init=False)
+
+    @property
+    def min_interval(self) -> float:
+        return 1.0 / self.max_fps if self.max_fps else 0.0
+
+    def refill(self) -> int:
+        """Move what the capture delivered into ``pending``; returns how many frames were skipped."""
+        skipped = 0
+        while self.end is None and (self.live or self.pending is None):
+            try:
+                item = self.input.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, StreamEnd):
+                self.end = item
+            else:
+                skipped += self.pending is not None
+                self.pending = item
+        return skipped
+
+    def due_in(self, now: float) -> float | None:
+        """Seconds until the pending frame may run (<= 0: now); None without a pending frame."""
+        return None if self.pending is None else self.last_start + self.min_interval - now
+
+
+class _LaneCounters:
+    """Mutable per-lane figures, owned by the engine thread; published as :class:`LaneStats`."""
+
+    def __init__(self) -> None:
+        self.latency = LatencyHistogram()
+        self.done_times: deque[float] = deque(maxlen=60)
+        self.stats = LaneStats()
+
+
+class SharedEngine(Worker):
+    """Runs the predictor over the frames of every lane, under one allocated exit-2 budget.
+
+    Args:
+        predictor: the model and its backend; used from this worker's thread only.
+        lanes: the cameras.
+        allocator: routing decisions (owns the rate controller).
+        pace: with a target rate that exit 2 alone exceeds, hold the target instead of
+            burning CPU.
+    """
+
+    def __init__(self, predictor: Predictor, lanes: Sequence[Lane], allocator: Allocator,
+                 pace: bool = True) -> None:
+        names = [lane.name for lane in lanes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"lane names must be unique, got {names}")
+        self.predictor = predictor
+        self.lanes = list(lanes)
+        self.allocator = allocator
+        self.pace = pace
+        self._lock = threading.Lock()
+        self._pending_mode: RoutingMode | None = None
+        self._counters = {lane.name: _LaneCounters() for lane in lanes}
+        self._last_done: float | None = None
+        self._controller: ControllerState | None = None
+        self.failure: str | None = None
+        super().__init__("engine")
+
+    def lane_stats(self, name: str) -> LaneStats:
+        with self._lock:
+            return self._counters[name].stats
+
+    @property
+    def controller(self) -> ControllerState | None:
+        with self._lock:
+            return self._controller
+
+    def set_mode(self, mode: RoutingMode) -> None:
+        """Change routing while running (applied before the next frame)."""
+        with self._lock:
+            self._pending_mode = mode
+
+    def _run(self) -> None:
+        end = StreamEnd("stopped")
+        try:
+            while not self._stop.is_set() and not all(lane.closed for lane in self.lanes):
+                lane = self._next_due()
+                if lane is not None:
+                    self._process(lane)
+        except Exception as exc:  # the lanes must always be ended, even on a bug
+            logger.exception("engine failed")
+            self.failure = f"engine failed ({type(exc).__name__}: {exc})"
+            end = StreamEnd("failed")
+        for lane in self.lanes:
+            if not lane.closed:
+                self._close(lane, end)
+
+    def _next_due(self) -> Lane | None:
+        """The due lane that has waited longest, or None after a short idle wait."""
+        now = time.perf_counter()
+        best, wait = None, IDLE_WAIT
+        for lane in self.lanes:
+            if lane.closed:
+                continue
+            skipped = lane.refill()
+            if skipped:
+                self._count_skipped(lane.name, skipped)
+            if lane.pending is None:
+                if lane.end is not None:
+                    self._close(lane, lane.end)
+                continue
+            due_in = lane.due_in(now)
+            if due_in <= 0:
+                if best is None or lane.last_start < best.last_start:
+                    best = lane
+            else:
+                wait = min(wait, due_in)
+        if best is None:
+            self._stop.wait(wait)
+        return best
+
+    def _process(self, lane: Lane) -> None:
+        with self._lock:
+            mode, self._pending_mode = self._pending_mode, None
+        if mode is not None:
+            self.allocator.set_mode(mode)
+        frame, lane.pending = lane.pending, None
+        start = time.perf_counter()
+        lane.last_start = start
+        decision = self.allocator.decide(lane.name)
+        det = self.predictor.predict([frame.image], threshold=decision.threshold, route=decision.route)[0]
+        done = time.perf_counter()
+        engine_ms = (done - start) * 1000
+        cycle_ms = None if self._last_done is None else (done - self._last_done) * 1000
+        self._last_done = done
+        self._learn_source_rate(lane, frame)
+        self.allocator.observe(lane.name, det.exit, det.router_score, engine_ms, cycle_ms, self._supply_ms())
+        latency_ms = (time.time() - frame.wall_time) * 1000
+        result = Result(frame, det, latency_ms, {"engine_ms": engine_ms, "camera": lane.name})
+        for output in lane.outputs:
+            output.offer(result, self._stop)
+        self._record(lane.name, det, latency_ms, decision.threshold if decision.route == "auto" else None,
+                     decision.controller)
+        state = decision.controller
+        if self.pace and state is not None and state.pace:
+            remaining = 1.0 / state.target_fps - (time.perf_counter() - start)
+            if remaining > 0:
+                self._stop.wait(remaining)
+
+    def _learn_source_rate(self, lane: Lane, frame: Frame) -> None:
+        """A live lane's frame interval (ms), from frame indices and capture times."""
+        last, lane.last_frame = lane.last_frame, frame
+        if not lane.live or last is None or last.source_id != frame.source_id:
+            return
+        frames, seconds = frame.index - last.index, frame.wall_time - last.wall_time
+        if frames > 0 and seconds > 0:
+            interval = 1000 * seconds / frames
+            lane.source_ms = interval if lane.source_ms is None else lane.source_ms + 0.1 * (interval - lane.source_ms)
+
+    def _supply_ms(self) -> float | None:
+        """The interval at which the open lanes together can supply frames (None: unlimited).
+
+        A file read as fast as possible can always supply; live lanes supply at their source
+        rate or their cap. The controller never budgets below this interval.
+        """
+        now, rate = time.time(), 0.0
+        for lane in self.lanes:
+            if lane.closed:
+                continue
+            if not lane.live:
+                return None
+            recent = lane.last_frame is not None and now - lane.last_frame.wall_time <= SUPPLY_STALE_SECONDS
+            if lane.source_ms is None or not recent:
+                continue
+            interval_ms = max(lane.source_ms, 1000 * lane.min_interval)
+            rate += 1000 / interval_ms
+        return 1000 / rate if rate > 0 else None
+
+    def _close(self, lane: Lane, end: StreamEnd) -> None:
+        lane.closed = True
+        for output in lane.outputs:
+            output.close(end)
+        counters = self._counters[lane.name]
+        with self._lock:
+            counters.stats = replace(counters.stats, ended=end)
+
+    def _count_skipped(self, name: str, skipped: int) -> None:
+        counters = self._counters[name]
+        with self._lock:
+            counters.stats = replace(counters.stats, frames_skipped=counters.stats.frames_skipped + skipped)
+
+    def _record(self, name: str, det, latency_ms: float, threshold: float | None,
+                controller: ControllerState | None) -> None:
+        counters = self._counters[name]
+        counters.latency.add(latency_ms)
+        counters.done_times.append(time.perf_counter())
+        times = counters.done_times
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        with self._lock:
+            s = counters.stats
+            counters.stats = LaneStats(
+                frames_processed=s.frames_processed + 1, frames_second_exit=s.frames_second_exit + (det.exit == 2),
+                frames_skipped=s.frames_skipped, processing_fps=fps, mean_latency_ms=counters.latency.mean,
+                p95_latency_ms=counters.latency.percentile(95), last_score=det.router_score,
+                last_threshold=threshold, ended=s.ended,
+            )
+            if controller is not None:
+                self._controller = controller

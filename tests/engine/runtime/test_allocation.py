@@ -1,0 +1,78 @@
+"""One exit-2 budget over several cameras: global pooling against equal per-camera shares."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.runtime.allocation import Allocator
+from engine.runtime.routing import RoutingMode
+
+
+def feed(allocator: Allocator, camera: str, scores) -> None:
+    for score in scores:
+        allocator.observe(camera, 1, float(score), 10.0)
+
+
+def second_share(allocator: Allocator, camera: str, scores) -> float:
+    threshold = allocator.decide(camera).threshold
+    return float(np.mean(np.asarray(scores) < threshold))
+
+
+@pytest.fixture
+def scores():
+    rng = np.random.default_rng(0)
+    return {"calm": rng.uniform(0.6, 1.0, 100), "busy": rng.uniform(0.0, 0.4, 100)}
+
+
+def test_global_sends_the_fleets_hardest_frames_to_exit_2(scores):
+    allocator = Allocator(RoutingMode("second_fraction", 0.5), "global", ["calm", "busy"])
+    for camera, values in scores.items():
+        feed(allocator, camera, values)
+    assert second_share(allocator, "busy", scores["busy"]) == pytest.approx(1.0, abs=0.03)
+    assert second_share(allocator, "calm", scores["calm"]) == pytest.approx(0.0, abs=0.03)
+
+
+def test_per_camera_gives_every_camera_the_same_share(scores):
+    allocator = Allocator(RoutingMode("second_fraction", 0.25), "per-camera", ["calm", "busy"])
+    for camera, values in scores.items():
+        feed(allocator, camera, values)
+    for camera, values in scores.items():
+        assert second_share(allocator, camera, values) == pytest.approx(0.25, abs=0.03)
+
+
+def test_a_new_camera_borrows_the_pooled_scores_until_it_has_its_own(scores):
+    allocator = Allocator(RoutingMode("second_fraction", 0.5), "per-camera", ["calm", "new"])
+    feed(allocator, "calm", scores["calm"])
+    pooled = allocator.decide("calm").threshold
+    assert allocator.decide("new").threshold == pytest.approx(pooled)
+    feed(allocator, "new", scores["busy"][:20])
+    assert allocator.decide("new").threshold < 0.4
+
+
+@pytest.mark.parametrize("allocation", ["global", "per-camera"])
+def test_fixed_modes_ignore_the_allocation(allocation):
+    allocator = Allocator(RoutingMode("threshold", 0.3), allocation, ["a", "b"])
+    feed(allocator, "a", [0.9] * 20)
+    assert allocator.decide("b").threshold == 0.3 and allocator.decide("b").route == "auto"
+    allocator.set_mode(RoutingMode("second"))
+    assert allocator.decide("a").route == "second"
+
+
+def test_target_fps_shares_one_controller_and_reports_the_camera_threshold(scores):
+    allocator = Allocator(RoutingMode("target_fps", 50.0), "per-camera", ["calm", "busy"])
+    for camera, values in scores.items():
+        for score in values:
+            allocator.observe(camera, 1, float(score), 10.0)  # exit 1 at 10 ms: 100 fps, budget 20 ms
+            allocator.observe(camera, 2, float(score), 30.0)
+    decision = allocator.decide("busy")
+    assert decision.controller is not None and 0 < decision.controller.second_fraction < 1
+    assert decision.controller.threshold == decision.threshold
+    assert decision.threshold < 0.4 < allocator.decide("calm").threshold
+
+
+def test_rejects_unknown_allocation_and_no_cameras():
+    with pytest.raises(ValueError, match="allocation"):
+        Allocator(RoutingMode("first"), "pooled", ["a"])
+    with pytest.raises(ValueError, match="camera"):
+        Allocator(RoutingMode("first"), "global", [])

@@ -1,0 +1,149 @@
+"""The shared engine with a fake predictor: fairness, fps caps, newest-frame live lanes, and a
+camera that stops or goes quiet never holding up the others."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.detections import Detections
+from engine.runtime.allocation import Allocator
+from engine.runtime.frames import Frame, Result
+from engine.runtime.queues import StreamEnd
+from engine.runtime.routing import RoutingMode
+from engine.runtime.shared_engine import Lane, SharedEngine
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakePredictor:
+    """Scores a frame by its image's first pixel (0-255 -> easiness 0-1); takes ``cost`` seconds."""
+
+    def __init__(self, cost: float = 0.002) -> None:
+        self.cost = cost
+        self.calls: list[float] = []
+
+    def predict(self, images, threshold=0.5, route="auto"):
+        time.sleep(self.cost)
+        score = float(images[0][0, 0, 0]) / 255
+        self.calls.append(score)
+        second = route == "second" or (route == "auto" and score < threshold)
+        empty = np.zeros((0, 4), np.float32)
+        return [Detections(empty, np.zeros(0, np.float32), np.zeros(0, np.int64), ("a",), 2 if second else 1, score,
+                           threshold)]
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.results: list[Result] = []
+        self.end: StreamEnd | None = None
+        self.ended = threading.Event()
+
+    def offer(self, result, stop) -> None:
+        result.extra["engine_done"] = time.perf_counter()
+        self.results.append(result)
+
+    def close(self, end) -> None:
+        self.end = end
+        self.ended.set()
+
+
+def frame(index: int, value: int = 128) -> Frame:
+    return Frame(index, index / 10, time.time(), np.full((8, 8, 3), value, np.uint8))
+
+
+def filled(frames: int, value: int = 128, end: bool = True) -> queue.Queue:
+    q: queue.Queue = queue.Queue()
+    for i in range(frames):
+        q.put(frame(i, value))
+    if end:
+        q.put(StreamEnd("eof"))
+    return q
+
+
+def start(lanes, predictor=None, mode: RoutingMode | None = None, allocation="global") -> SharedEngine:
+    engine = SharedEngine(predictor or FakePredictor(), lanes,
+                          Allocator(mode or RoutingMode("first"), allocation, [lane.name for lane in lanes]))
+    engine.start()
+    return engine
+
+
+def test_all_frames_lanes_take_turns_and_end_on_their_own():
+    outs = {name: Collect() for name in "abc"}
+    lanes = [Lane("a", filled(20), [outs["a"]], live=False), Lane("b", filled(5), [outs["b"]], live=False),
+             Lane("c", filled(20), [outs["c"]], live=False)]
+    engine = start(lanes)
+    assert engine.join(10)
+    assert [len(o.results) for o in outs.values()] == [20, 5, 20]
+    assert all(o.end.reason == "eof" for o in outs.values())
+    assert [r.frame.index for r in outs["a"].results] == list(range(20))  # in order, nothing lost
+    # Round robin: while all three had frames, every camera got one turn in each round.
+    order = sorted((r.extra["engine_done"], r.extra["camera"]) for o in outs.values() for r in o.results)
+    first_rounds = [name for _, name in order[:15]]
+    assert all(sorted(first_rounds[i:i + 3]) == ["a", "b", "c"] for i in range(0, 15, 3)), first_rounds
+    assert engine.lane_stats("b").frames_processed == 5
+
+
+def test_fps_cap_limits_one_camera_only():
+    capped, free = Collect(), Collect()
+    lanes = [Lane("capped", filled(200, end=False), [capped], live=False, max_fps=20),
+             Lane("free", filled(200, end=False), [free], live=False)]
+    engine = start(lanes)
+    time.sleep(1.0)
+    engine.stop()
+    assert engine.join(5)
+    assert 15 <= len(capped.results) <= 25, len(capped.results)
+    assert len(free.results) > 3 * len(capped.results)
+    assert capped.end.reason == "stopped" and free.end.reason == "stopped"
+
+
+def test_a_quiet_camera_does_not_stall_the_others():
+    quiet_input: queue.Queue = queue.Queue()  # offline: nothing arrives, no end either
+    busy, quiet = Collect(), Collect()
+    lanes = [Lane("quiet", quiet_input, [quiet], live=True), Lane("busy", filled(50), [busy], live=False)]
+    engine = start(lanes)
+    assert busy.ended.wait(5) and len(busy.results) == 50
+    quiet_input.put(frame(0))
+    quiet_input.put(StreamEnd("failed"))
+    assert engine.join(5)
+    assert len(quiet.results) == 1 and quiet.end.failed
+
+
+def test_live_lane_takes_the_newest_frame_and_counts_the_skipped():
+    live_input: queue.Queue = queue.Queue()
+    for i in range(5):
+        live_input.put(frame(i))
+    out = Collect()
+    engine = start([Lane("cam", live_input, [out], live=True)])
+    time.sleep(0.2)
+    live_input.put(StreamEnd("eof"))
+    assert engine.join(5)
+    assert [r.frame.index for r in out.results] == [4]
+    assert engine.lane_stats("cam").frames_skipped == 4
+
+
+def test_global_allocation_spends_exit_2_on_the_busy_camera():
+    calm, busy = Collect(), Collect()
+    lanes = [Lane("calm", filled(60, value=230), [calm], live=False),
+             Lane("busy", filled(60, value=40), [busy], live=False)]
+    engine = start(lanes, mode=RoutingMode("second_fraction", 0.5), allocation="global")
+    assert engine.join(10)
+    late = slice(20, None)  # once the score window holds both cameras
+    assert np.mean([r.detections.exit == 2 for r in busy.results[late]]) > 0.9
+    assert np.mean([r.detections.exit == 2 for r in calm.results[late]]) < 0.1
+
+
+def test_engine_failure_ends_every_lane_with_the_failure():
+    class Broken(FakePredictor):
+        def predict(self, images, threshold=0.5, route="auto"):
+            raise RuntimeError("boom")
+
+    outs = [Collect(), Collect()]
+    engine = start([Lane("a", filled(3), [outs[0]], live=False), Lane("b", filled(3), [outs[1]], live=False)],
+                   predictor=Broken())
+    assert engine.join(5)
+    assert all(o.end.failed for o in outs) and "boom" in engine.failure
