@@ -58,6 +58,7 @@ class LaneStats:
     frames_skipped: int = 0  # newer frames replaced this one before it was due (live lanes)
     processing_fps: float = 0.0
     mean_latency_ms: float = 0.0
+    p50_latency_ms: float = 0.0
     p95_latency_ms: float = 0.0
     last_score: float | None = None
     last_threshold: float | None = None
@@ -288,7 +289,8 @@ class SharedEngine(Worker):
             counters.stats = LaneStats(
                 frames_processed=s.frames_processed + 1, frames_second_exit=s.frames_second_exit + (det.exit == 2),
                 frames_skipped=s.frames_skipped, processing_fps=fps, mean_latency_ms=counters.latency.mean,
-                p95_latency_ms=counters.latency.percentile(95), last_score=det.router_score,
+                p50_latency_ms=counters.latency.percentile(50), p95_latency_ms=counters.latency.percentile(95),
+                last_score=det.router_score,
                 last_threshold=threshold, ended=s.ended,
             )
             if controller is not None:

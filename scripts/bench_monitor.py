@@ -1,0 +1,218 @@
+"""Multi-camera benchmarks: allocation (mAP under one budget), live (streaming mAP), scale (cameras per box).
+
+    python scripts/bench_monitor.py allocation   # 2 calm + 2 busy generated cameras, all frames
+    python scripts/bench_monitor.py live         # the same cameras in real time
+    python scripts/bench_monitor.py scale        # 1..16 cameras at 640x360, 15 fps, 5 fps processed each
+
+Every figure of one invocation comes from the same process and the same loaded model, so the
+ratios between rows are comparable even on a noisy machine. Clips are generated once into
+``runs/bench-monitor/`` (unseen seeds) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.data.synthetic.video import ground_truth_path, write_video  # noqa: E402
+from engine.model.loading import LoadedPredictor, load_predictor  # noqa: E402
+from engine.runtime.monitor import Monitor  # noqa: E402
+from engine.runtime.monitor_config import CameraSettings  # noqa: E402
+from engine.runtime.queues import get_item  # noqa: E402
+from engine.runtime.routing import RoutingMode  # noqa: E402
+from engine.runtime.sinks import EventLog  # noqa: E402
+from engine.train.stream_eval import evaluate_events_file  # noqa: E402
+
+WORK = ROOT / "runs" / "bench-monitor"
+CALM, BUSY = (0.0, 0.3), (0.7, 1.0)
+#: Two calm and two busy cameras, seeds none of the bundled model's data used.
+FLEET = (("calm1", CALM, 7101), ("calm2", CALM, 7102), ("busy1", BUSY, 7201), ("busy2", BUSY, 7202))
+
+
+def clip(name: str, difficulty: tuple[float, float], seed: int, frames: int, size=(640, 360), fps=15) -> Path:
+    path = WORK / f"{name}-{seed}-{frames}-{size[0]}x{size[1]}.mp4"
+    if not path.exists() or not ground_truth_path(path).exists():
+        write_video(path, frames, seed, fps=fps, size=size, difficulty_range=difficulty)
+    return path
+
+
+def run_fleet(loaded: LoadedPredictor, cameras: list[CameraSettings], mode: RoutingMode, allocation: str,
+              duration: float | None = None) -> dict:
+    """One monitor run; every camera's events written; returns rates, shares and latencies."""
+    monitor = Monitor(cameras, loaded.predictor, mode, allocation, loaded.calibration)
+    logs = {c.name: EventLog(c.events) for c in cameras if c.events}
+    processed = dict.fromkeys(monitor.camera_names, 0)
+    ended: set[str] = set()
+    cpu0, start = time.process_time(), time.perf_counter()
+    monitor.start()
+    try:
+        while len(ended) < len(cameras) and (duration is None or time.perf_counter() - start < duration):
+            entry = get_item(monitor.results, 0.1)
+            if entry is None:
+                continue
+            name, item = entry
+            if hasattr(item, "reason"):
+                ended.add(name)
+                continue
+            processed[name] += 1
+            if name in logs:
+                logs[name].write(item)
+    finally:
+        elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
+        monitor.shutdown()
+        for log in logs.values():
+            log.close()
+    per_camera = {}
+    for name in monitor.camera_names:
+        stats = monitor.stats(name)
+        per_camera[name] = {"fps": round(processed[name] / elapsed, 2),
+                            "exit2": round(stats.lane.second_exit_fraction, 3),
+                            "p50_ms": round(stats.lane.p50_latency_ms, 1),
+                            "p95_ms": round(stats.lane.p95_latency_ms, 1), "dropped": stats.frames_dropped}
+    total = sum(processed.values())
+    exit2 = sum(per_camera[n]["exit2"] * processed[n] for n in processed) / max(total, 1)
+    return {"fps": round(total / elapsed, 2), "cameras": per_camera,
+            "cpu_ms_per_frame": round(1000 * cpu / max(total, 1), 2), "exit2": round(exit2, 3)}
+
+
+def fleet_cameras(frames: int, tag: str, realtime: bool = False) -> list[CameraSettings]:
+    out = WORK / tag
+    out.mkdir(parents=True, exist_ok=True)
+    return [CameraSettings(name=name, source=str(clip(name, difficulty, seed, frames)), realtime=realtime,
+                           events=str(out / f"{name}.jsonl")) for name, difficulty, seed in FLEET]
+
+
+def scores(cameras: list[CameraSettings], key: str) -> dict:
+    per = {c.name: evaluate_events_file(c.events, ground_truth_path(c.source))[key] for c in cameras}
+    return {"mean": round(sum(per.values()) / len(per), 4), **{k: round(v, 4) for k, v in per.items()}}
+
+
+def allocation(loaded: LoadedPredictor, frames: int) -> None:
+    """Global against per-camera at a quarter and at half of the way between the exits' rates."""
+    rows = {}
+    for route in ("first", "second"):
+        cameras = fleet_cameras(frames, f"alloc-{route}")
+        rows[route] = run_fleet(loaded, cameras, RoutingMode(route), "global")
+        rows[route]["map"] = scores(cameras, "map")
+        print(json.dumps({"run": f"all-exit-{route}", **rows[route]}), flush=True)
+    r1, r2 = rows["first"]["fps"], rows["second"]["fps"]
+    for fraction in (0.25, 0.5):
+        target = r1 - fraction * (r1 - r2)
+        for policy in ("per-camera", "global"):
+            cameras = fleet_cameras(frames, f"alloc-{fraction}-{policy}")
+            result = run_fleet(loaded, cameras, RoutingMode("target_fps", target), policy)
+            result["map"] = scores(cameras, "map")
+            result["target_fps"] = round(target, 2)
+            result["rate_error"] = round(result["fps"] / target - 1, 4)
+            print(json.dumps({"run": f"{policy}@{fraction:g}", **result}), flush=True)
+
+
+def live(loaded: LoadedPredictor, frames: int) -> None:
+    """The four cameras at their native 15 fps: per-camera rate, latency and streaming mAP."""
+    probe = run_fleet(loaded, fleet_cameras(frames, "live-probe"), RoutingMode("second"), "global")
+    target = 0.6 * probe["fps"]  # below what exit 2 alone can do
+    runs = [("all-exit-1", RoutingMode("first"), "global"), ("all-exit-2", RoutingMode("second"), "global"),
+            ("per-camera", RoutingMode("target_fps", target), "per-camera"),
+            ("global", RoutingMode("target_fps", target), "global")]
+    for label, mode, policy in runs:
+        cameras = fleet_cameras(frames, f"live-{label}", realtime=True)
+        result = run_fleet(loaded, cameras, mode, policy)
+        result["streaming_map"] = scores(cameras, "streaming_map")
+        result["target_fps"] = round(target, 2) if mode.kind == "target_fps" else None
+        print(json.dumps({"run": label, **result}), flush=True)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds per kind of runtime thread (decode, engine, fan-out/capture, recording)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    kinds: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, TypeError):
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        name = thread.name
+        kind = "decode" if name.startswith(("capture-reader", "probe-reader")) else name.split(":")[0].split("-")[0]
+        kinds[kind] = kinds.get(kind, 0.0) + seconds
+    return kinds
+
+
+def scale(loaded: LoadedPredictor, seconds: float) -> None:
+    """N cameras at 640x360/15 fps, each processed at 5 fps: does any fall behind, and what limits?"""
+    base = rss_mb()
+    for count in (1, 2, 4, 8, 16):
+        cameras = [CameraSettings(name=f"cam{i}", source=str(clip(f"scale{i % 4}", (0.0, 1.0), 7300 + i % 4, 450)),
+                                  realtime=True, loop=True, fps=5.0) for i in range(count)]
+        sampler = _ThreadSampler()
+        sampler.start()
+        result = run_fleet(loaded, cameras, RoutingMode("target_fps", 5.0 * count), "global", duration=seconds)
+        busy = sampler.stop()
+        slowest = min(c["fps"] for c in result["cameras"].values())
+        print(json.dumps({"cameras": count, "total_fps": result["fps"], "slowest_camera_fps": slowest,
+                          "exit2": result["exit2"], "cpu_ms_per_frame": result["cpu_ms_per_frame"],
+                          "rss_mb_over_base": round(rss_mb() - base, 1), "cpu_share_by_thread": busy}), flush=True)
+
+
+class _ThreadSampler:
+    """Samples per-thread CPU while a run goes on (threads end with the run, so sample as it runs)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._start = 0.0
+
+    def start(self) -> None:
+        self._start = time.perf_counter()
+        self._before = thread_cpu()
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            self.last = thread_cpu()
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        wall = time.perf_counter() - self._start
+        return {k: round((v - self._before.get(k, 0.0)) / wall, 3) for k, v in sorted(self.last.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["allocation", "live", "scale"])
+    parser.add_argument("--weights", default=str(ROOT / "assets" / "dy-yolov7-tiny.safetensors"))
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--frames", type=int, default=300, help="frames per generated camera")
+    parser.add_argument("--seconds", type=float, default=20.0, help="scale: seconds per camera count")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    loaded = load_predictor(args.weights, backend=args.backend)
+    print(json.dumps({"weights": args.weights, "backend": loaded.predictor.backend.name,
+                      "cpus": os.cpu_count()}), flush=True)
+    if args.which == "allocation":
+        allocation(loaded, args.frames)
+    elif args.which == "live":
+        live(loaded, args.frames)
+    else:
+        scale(loaded, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
