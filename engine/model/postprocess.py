@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -72,30 +73,117 @@ def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
-def nms(predictions: torch.Tensor, conf_threshold: float = 0.25, iou_threshold: float = 0.45,
+@dataclass(frozen=True)
+class _Placement:
+    """Where one image lands in its batch slot: resized size and top-left offset."""
+
+    image_size: tuple[int, int]  # (height, width) of the source image
+    new_size: tuple[int, int]  # (height, width) after resizing
+    top: int
+    left: int
+
+
+class InputPacker:
+    """Letterboxes uint8 RGB images straight into one reused float32 ``[N, 3, H, W]`` batch.
+
+    Per image, one resize into a reused uint8 buffer, one split into reused planes and one
+    scaled conversion written into the batch slot; the padding is written only when a slot's
+    placement changes. So a stream of equal-sized frames allocates nothing per frame.
+
+    The returned batch is this packer's own buffer: it stays valid until the next :meth:`pack`.
+    """
+
+    def __init__(self, imgsz: int, stride: int = 32) -> None:
+        self.imgsz = imgsz
+        self.stride = stride
+        self._batch = np.empty((0, 3, 0, 0), np.float32)
+        self._placements: list[_Placement | None] = []
+        self._resized: dict[tuple[int, int], tuple[np.ndarray, list[np.ndarray]]] = {}
+
+    def pack(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
+        """Images (H x W x 3 uint8 RGB) -> (the ``[N, 3, H, W]`` batch in [0, 1], their letterboxes).
+
+        The batch takes the input size of the first image; others are fitted into it.
+        """
+        h, w = images[0].shape[:2]
+        in_w, in_h, _ = letterbox_shape(w, h, self.imgsz, self.stride)
+        if self._batch.shape != (len(images), 3, in_h, in_w):
+            self._batch = np.empty((len(images), 3, in_h, in_w), np.float32)
+            self._placements = [None] * len(images)
+        return self._batch, [self._pack_one(i, image, in_w, in_h) for i, image in enumerate(images)]
+
+    def _pack_one(self, slot: int, image: np.ndarray, in_w: int, in_h: int) -> Letterbox:
+        h, w = image.shape[:2]
+        scale = min(in_w / w, in_h / h)
+        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+        pad_x, pad_y = (in_w - new_w) / 2, (in_h - new_h) / 2
+        left, top = round(pad_x - 0.1), round(pad_y - 0.1)  # as letterbox() places it
+        placement = _Placement((h, w), (new_h, new_w), top, left)
+        target = self._batch[slot]  # [3, in_h, in_w]
+        if self._placements[slot] != placement:
+            target.fill(PAD_VALUE / 255.0)
+            self._placements[slot] = placement
+        resized, planes = self._buffers(new_h, new_w)
+        if (new_w, new_h) == (w, h):
+            resized = np.ascontiguousarray(image)
+        else:
+            cv2.resize(image, (new_w, new_h), dst=resized,
+                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        cv2.split(resized, planes)  # HWC -> three contiguous planes, vectorised
+        for channel, plane in enumerate(planes):
+            np.multiply(plane, np.float32(1 / 255), out=target[channel, top:top + new_h, left:left + new_w])
+        return Letterbox(scale, left, top, w, h, in_w, in_h)
+
+    def _buffers(self, height: int, width: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        buffers = self._resized.get((height, width))
+        if buffers is None:
+            buffers = (np.empty((height, width, 3), np.uint8), [np.empty((height, width), np.uint8) for _ in range(3)])
+            self._resized = {(height, width): buffers}  # keep only the latest size
+        return buffers
+
+
+def nms(predictions: torch.Tensor | np.ndarray, conf_threshold: float = 0.25, iou_threshold: float = 0.45,
         max_detections: int = 300, max_candidates: int = 10_000) -> list[torch.Tensor]:
     """Class-aware NMS per image.
+
+    The score filter runs first, in NumPy on the objectness column, so that box conversion,
+    class maxima and NMS itself only ever see the few candidates (a few dozen of thousands of
+    anchors on a typical frame), and no PyTorch operator runs on a whole prediction tensor (its
+    thread pool would wake and compete with the inference runtime's threads).
 
     Args:
         predictions: ``[N, A, 5 + C]`` decoded (cx, cy, w, h, objectness, class probabilities).
 
     Returns:
-        One ``[K, 6]`` tensor per image: x1, y1, x2, y2, score, class id (score = obj x class prob).
+        One ``[K, 6]`` float32 tensor per image: x1, y1, x2, y2, score, class id (score = obj x
+        class prob), highest score first.
     """
-    results = []
-    for pred in predictions:  # [A, 5 + C]
-        pred = pred[pred[:, 4] > conf_threshold]  # objectness bounds the score: cheap pre-filter
-        if not len(pred):
-            results.append(pred.new_zeros((0, 6)))
-            continue
-        class_scores = pred[:, 5:] * pred[:, 4:5]
-        score, cls = class_scores.max(1)
-        keep = score > conf_threshold
-        pred, score, cls = pred[keep], score[keep], cls[keep]
-        if len(score) > max_candidates:
-            top = score.topk(max_candidates).indices
-            pred, score, cls = pred[top], score[top], cls[top]
-        boxes = torchvision.ops.box_convert(pred[:, :4], "cxcywh", "xyxy")
-        kept = torchvision.ops.batched_nms(boxes, score, cls, iou_threshold)[:max_detections]
-        results.append(torch.cat([boxes[kept], score[kept, None], cls[kept, None].float()], 1))
-    return results
+    if isinstance(predictions, torch.Tensor):
+        predictions = predictions.detach().cpu().numpy()
+    return [torch.from_numpy(_nms_one(pred, conf_threshold, iou_threshold, max_detections, max_candidates))
+            for pred in predictions]
+
+
+def _nms_one(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_detections: int,
+             max_candidates: int) -> np.ndarray:
+    """``[A, 5 + C]`` predictions of one image -> ``[K, 6]`` detections."""
+    rows = np.flatnonzero(pred[:, 4] > conf_threshold)  # objectness bounds the score
+    candidates = pred[rows].astype(np.float32, copy=False)  # [n, 5 + C]
+    class_scores = candidates[:, 5:] * candidates[:, 4:5]
+    cls = class_scores.argmax(1)
+    score = class_scores[np.arange(len(cls)), cls]
+    keep = np.flatnonzero(score > conf_threshold)
+    if len(keep) > max_candidates:
+        keep = keep[np.argpartition(-score[keep], max_candidates)[:max_candidates]]
+    if not len(keep):
+        return np.zeros((0, 6), np.float32)
+    candidates, score, cls = candidates[keep], score[keep], cls[keep].astype(np.float32)
+    half = candidates[:, 2:4] / 2
+    boxes = np.concatenate([candidates[:, :2] - half, candidates[:, :2] + half], 1)  # [n, 4] xyxy
+    # Class-aware in one call: shifting each class by more than the coordinates' span keeps
+    # boxes of different classes from overlapping.
+    span = float(boxes.max() - boxes.min()) + 1
+    shifted = boxes + (cls * span)[:, None]
+    kept = torchvision.ops.nms(torch.from_numpy(shifted), torch.from_numpy(score), iou_threshold).numpy()
+    kept = kept[:max_detections]
+    return np.concatenate([boxes[kept], score[kept, None], cls[kept, None]], 1)

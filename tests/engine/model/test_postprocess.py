@@ -1,0 +1,76 @@
+"""The lean per-frame path: packing frames into a reused batch, and NMS on the candidates only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from engine.model.postprocess import InputPacker, letterbox, letterbox_shape, nms, to_tensor
+
+
+def _reference_pack(images, imgsz, stride=32):
+    h, w = images[0].shape[:2]
+    in_w, in_h, _ = letterbox_shape(w, h, imgsz, stride)
+    boxed = [letterbox(image, imgsz, stride, out_shape=(in_w, in_h)) for image in images]
+    return to_tensor([b[0] for b in boxed]).numpy(), [b[1] for b in boxed]
+
+
+@pytest.mark.parametrize("shapes", [[(360, 640)], [(120, 200)], [(64, 96)], [(360, 640), (360, 640)],
+                                    [(360, 640), (300, 300)]])
+def test_packer_matches_letterbox_then_to_tensor(shapes):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for shape in shapes]
+    packer = InputPacker(128)
+    ours, ours_boxes = packer.pack(images)
+    expected, expected_boxes = _reference_pack(images, 128)
+    assert ours.shape == expected.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, expected, atol=1e-6)
+    assert ours_boxes == expected_boxes
+
+
+def test_packer_reuses_its_buffer_and_repads_when_the_frame_size_changes():
+    rng = np.random.default_rng(1)
+    packer = InputPacker(128)
+    first, _ = packer.pack([rng.integers(0, 256, (72, 128, 3), dtype=np.uint8)])
+    buffer = first.ctypes.data
+    second, _ = packer.pack([rng.integers(0, 256, (72, 128, 3), dtype=np.uint8)])
+    assert second.ctypes.data == buffer, "a stream of equal frames allocates no new batch"
+    image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)  # same input size, less padding
+    third, _ = packer.pack([image])
+    np.testing.assert_allclose(third, _reference_pack([image], 128)[0], atol=1e-6)
+
+
+def _reference_nms(predictions, conf, iou, max_det):
+    """The plain PyTorch formulation the fast path must equal."""
+    results = []
+    for pred in predictions:
+        class_scores = pred[:, 5:] * pred[:, 4:5]
+        score, cls = class_scores.max(1)
+        keep = (pred[:, 4] > conf) & (score > conf)
+        pred, score, cls = pred[keep], score[keep], cls[keep]
+        boxes = torchvision.ops.box_convert(pred[:, :4], "cxcywh", "xyxy")
+        kept = torchvision.ops.batched_nms(boxes, score, cls, iou)[:max_det]
+        results.append(torch.cat([boxes[kept], score[kept, None], cls[kept, None].float()], 1))
+    return results
+
+
+@pytest.mark.parametrize("conf", [0.001, 0.25, 0.99])
+def test_nms_equals_batched_nms_over_all_anchors(conf):
+    generator = torch.Generator().manual_seed(0)
+    n, anchors, classes = 3, 2000, 5
+    centres = torch.rand(n, anchors, 2, generator=generator) * 300 - 20  # some boxes start off-image
+    sizes = torch.rand(n, anchors, 2, generator=generator) * 60 + 2
+    probabilities = torch.rand(n, anchors, 1 + classes, generator=generator) ** 3
+    predictions = torch.cat([centres, sizes, probabilities], -1)
+    ours = nms(predictions, conf, 0.45, 100)
+    for mine, expected in zip(ours, _reference_nms(predictions, conf, 0.45, 100)):
+        assert mine.dtype == torch.float32 and mine.shape == expected.shape
+        torch.testing.assert_close(mine, expected, atol=1e-4, rtol=0)
+    assert nms(predictions.numpy(), conf, 0.45, 100)[0].shape == ours[0].shape  # arrays too
+
+
+def test_nms_of_an_image_without_candidates_is_empty():
+    out = nms(torch.zeros(1, 10, 8), 0.25)
+    assert out[0].shape == (0, 6)
