@@ -80,8 +80,9 @@ def add_model_arguments(parser) -> None:
     """--weights/--config/--backend/--imgsz/--conf/--iou/--threads, shared by the streaming commands."""
     parser.add_argument("--weights", help="model file (default: the bundled model)")
     parser.add_argument("--config", help="architecture YAML for reference checkpoints (ours or theirs)")
-    parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto",
-                        help="inference backend (auto: ONNX Runtime on CPU, PyTorch on CUDA)")
+    parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
+                        help="inference backend (auto: PyTorch on CUDA; on a CPU the faster of ONNX Runtime and "
+                             "OpenVINO for this model, measured once and remembered)")
     parser.add_argument("--imgsz", type=int, help="network input size (default: the model's)")
     parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
     parser.add_argument("--iou", type=float, default=0.45,

@@ -1,6 +1,6 @@
 """Inference backends behind one staged interface, so the predictor and runtime never care which runs.
 
-A backend runs three stages on float32 ``[N, 3, H, W]`` batches:
+A backend (PyTorch, ONNX Runtime, OpenVINO) runs three stages on float32 ``[N, 3, H, W]`` batches:
 ``stage1(x) -> (state, scores)``; ``exit1(state, index)`` and ``exit2(state, index)`` give the
 exit outputs for the samples at ``index`` (all when None), and ``postprocess`` turns any run of
 them into per-image ``[K, 6]`` detections (the model family's own step: NMS for YOLO's dense
@@ -10,7 +10,15 @@ exits need, so backbone 1 never runs twice.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
 import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +30,9 @@ from engine.model.families import Cascade
 
 logger = logging.getLogger(__name__)
 
-BACKEND_NAMES = ("auto", "torch", "onnxruntime")
+BACKEND_NAMES = ("auto", "torch", "onnxruntime", "openvino")
+# The CPU runtimes that run the exported graphs; ``auto`` measures them against each other.
+GRAPH_BACKENDS = ("onnxruntime", "openvino")
 
 
 class StagedBackend(Protocol):
@@ -94,29 +104,204 @@ def make_backend(model: Cascade, name: str = "auto", threads: int | None = None,
     """The staged backend called ``name`` for ``model``.
 
     Args:
-        model: the detector; PyTorch fuses it in place, ONNX Runtime exports a fused copy.
-        name: ``torch``, ``onnxruntime``, or ``auto``: ONNX Runtime on CPU, PyTorch when CUDA is
-            available or the model does not export to ONNX.
-        threads: compute threads (ONNX Runtime: per session; PyTorch: its process-wide pool).
-        weights_path: the file the weights came from; ONNX Runtime caches its export beside it.
+        model: the detector; PyTorch fuses it in place, the graph runtimes export a fused copy.
+        name: ``torch``, ``onnxruntime``, ``openvino``, or ``auto``: PyTorch when CUDA is available
+            or the model does not export to ONNX; otherwise the faster of ONNX Runtime and
+            OpenVINO for this model on this CPU (see :func:`choose_graph_backend`).
+        threads: compute threads (graph runtimes: per session; PyTorch: its process-wide pool).
+        weights_path: the file the weights came from; the graph runtimes cache their export beside it.
 
     Raises:
-        UserError: an unknown backend name, a thread count below 1, or ONNX Runtime for a model
-            that does not export.
+        UserError: an unknown backend name, a thread count below 1, or a graph runtime for a
+            model that does not export.
     """
     check_backend_name(name)
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
     cuda = torch.cuda.is_available()
+    if name == "auto" and (cuda or not model.onnx_exportable):
+        name = "torch"
+    if name in GRAPH_BACKENDS and not model.onnx_exportable:
+        raise UserError(f"the {model.family} family does not export to ONNX Runtime or OpenVINO; use --backend torch")
     if name == "auto":
-        name = "onnxruntime" if model.onnx_exportable and not cuda else "torch"
-    if name == "onnxruntime" and not model.onnx_exportable:
-        raise UserError(f"the {model.family} family does not export to ONNX Runtime; use --backend torch")
+        return choose_graph_backend(model, threads, weights_path)[0]
     logger.info("inference backend: %s", name)
-    if name == "onnxruntime":
-        from engine.model.onnx_backend import OnnxBackend  # loads onnxruntime only when chosen
-
-        return OnnxBackend.from_model(model, weights_path, threads)
+    if name in GRAPH_BACKENDS:
+        return open_graph_backend(name, model, threads, weights_path)
     if threads is not None:
         torch.set_num_threads(threads)  # PyTorch has one intra-op pool per process
     return TorchBackend(model, device="cuda" if cuda else "cpu")
+
+
+def open_graph_backend(name: str, model: Cascade, threads: int | None = None,
+                       weights_path: Path | None = None) -> StagedBackend:
+    """ONNX Runtime or OpenVINO on the model's exported graphs (each runtime loads only when chosen)."""
+    if name == "onnxruntime":
+        from engine.model.onnx_backend import OnnxBackend
+
+        return OnnxBackend.from_model(model, weights_path, threads)
+    if name == "openvino":
+        from engine.model.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend.from_model(model, weights_path, threads)
+    raise ValueError(f"not a graph backend: {name!r}")
+
+
+def available_graph_backends() -> tuple[str, ...]:
+    """The graph runtimes installed here (ONNX Runtime always; OpenVINO when importable)."""
+    return tuple(name for name in GRAPH_BACKENDS if importlib.util.find_spec(name) is not None)
+
+
+def choose_graph_backend(model: Cascade, threads: int | None = None, weights_path: Path | None = None,
+                         runs: int = 7) -> tuple[StagedBackend, BackendChoice]:
+    """The faster graph runtime for ``model`` on this CPU, and how it was chosen.
+
+    The choice is measured once (both runtimes opened, each exit path timed in alternation at
+    the model's input size) and stored beside the exported graphs, keyed by this CPU's model
+    and instruction-set flags, the thread count and the runtimes' versions; later loads on the
+    same machine read it and open only the winner.
+    """
+    names = available_graph_backends()
+    if len(names) == 1:
+        choice = BackendChoice(names[0], "only one installed", {})
+        logger.info("inference backend: %s (auto: %s)", choice.name, choice.reason)
+        return open_graph_backend(choice.name, model, threads, weights_path), choice
+    record = _choice_record(model, threads, weights_path, names)
+    if record is not None and record.is_file():
+        stored = json.loads(record.read_text())
+        choice = BackendChoice(stored["name"], "stored measurement", stored["path_ms"])
+        backend = open_graph_backend(choice.name, model, threads, weights_path)
+    else:
+        opened = {name: open_graph_backend(name, model, threads, weights_path) for name in names}
+        size = model.input_size
+        path_ms = measure_paths(opened, np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32), runs)
+        name = min(path_ms, key=lambda n: path_ms[n]["exit1"] + path_ms[n]["exit2"])
+        choice, backend = BackendChoice(name, "measured", path_ms), opened[name]
+        if record is not None:
+            _write_atomic(record, json.dumps({"name": name, "path_ms": path_ms, "runs": runs}))
+    logger.info("inference backend: %s (auto, %s: %s)", choice.name, choice.reason, choice.describe())
+    return backend, choice
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """Which graph runtime ``auto`` picked, why, and the median path times (ms) it compared."""
+
+    name: str
+    reason: str
+    path_ms: dict[str, dict[str, float]]
+
+    def describe(self) -> str:
+        return ", ".join(f"{n} exit1 {ms['exit1']:.2f} ms exit2 {ms['exit2']:.2f} ms" for n, ms in self.path_ms.items())
+
+
+def measure_paths(backends: dict[str, StagedBackend], x: np.ndarray, runs: int) -> dict[str, dict[str, float]]:
+    """Median ms of stage 1 + exit 1 and of stage 1 + exit 2 per backend, timed in alternation so
+    that load on a shared machine hits every backend alike."""
+    paths = {"exit1": lambda b: b.exit1(b.stage1(x)[0]), "exit2": lambda b: b.exit2(b.stage1(x)[0])}
+    for backend in backends.values():  # warm-up: first-run allocations, shape compilation
+        for path in paths.values():
+            path(backend)
+    times: dict[str, dict[str, list[float]]] = {n: {p: [] for p in paths} for n in backends}
+    for _ in range(runs):
+        for name, backend in backends.items():
+            for path, run in paths.items():
+                start = time.perf_counter()
+                run(backend)
+                times[name][path].append((time.perf_counter() - start) * 1000)
+    return {n: {p: round(float(np.median(t)), 3) for p, t in by_path.items()} for n, by_path in times.items()}
+
+
+def cpu_flags() -> frozenset[str]:
+    """Instruction-set flags of this CPU (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    return frozenset(_cpuinfo_field("flags").split())
+
+
+def cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def _cpuinfo_field(field: str) -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == field:
+            return value.strip()
+    return ""
+
+
+def _choice_record(model: Cascade, threads: int | None, weights_path: Path | None,
+                   names: tuple[str, ...]) -> Path | None:
+    """Where the measured choice for this model, machine and runtime versions is kept (None:
+    random weights, nothing to key it on)."""
+    if weights_path is None:
+        return None
+    from engine.model.onnx_backend import default_threads
+    from engine.model.onnx_export import export_staged, scratch_dir
+
+    versions = {n: importlib.metadata.version(n) for n in names}
+    machine = {"cpu": cpu_model(), "flags": sorted(cpu_flags()), "threads": threads or default_threads(),
+               "size": model.input_size, **versions}
+    key = hashlib.sha256(json.dumps(machine, sort_keys=True).encode()).hexdigest()[:16]
+    return scratch_dir(export_staged(model, Path(weights_path)), "backend-choice") / f"{key}.json"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def evaluation_model(model: Cascade, name: str = "auto", threads: int | None = None,
+                     weights_path: Path | None = None) -> Any:
+    """What validation and calibration run: ``model`` itself for ``torch`` (unfused, as trained),
+    else the chosen backend behind the model's inference surface (:class:`BackendCascade`)."""
+    backend = make_backend(model, name, threads, weights_path)
+    return model if backend.name == "torch" else BackendCascade(backend)
+
+
+@dataclass
+class _BackendStage1:
+    state: Any
+    scores: torch.Tensor
+
+
+class BackendCascade:
+    """A staged backend seen through a cascade's inference surface (``stage1``, ``exit1``,
+    ``exit2``, ``postprocess``, ``router_score``), so evaluation and calibration code written
+    for the model runs on ONNX Runtime or OpenVINO unchanged. Module housekeeping (``eval``,
+    ``fuse``, ``to``, deep copies) leaves it as it is: the backend already runs fused, read-only
+    graphs."""
+
+    def __init__(self, backend: StagedBackend) -> None:
+        self.backend = backend
+        self.postprocess = backend.postprocess
+
+    def stage1(self, images: torch.Tensor | np.ndarray) -> _BackendStage1:
+        batch = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else images
+        state, scores = self.backend.stage1(np.ascontiguousarray(batch, dtype=np.float32))
+        return _BackendStage1(state, torch.from_numpy(np.asarray(scores)))
+
+    def exit1(self, s1: _BackendStage1) -> Any:
+        return self.backend.exit1(s1.state)
+
+    def exit2(self, s1: _BackendStage1) -> Any:
+        return self.backend.exit2(s1.state)
+
+    def router_score(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        return self.stage1(images).scores
+
+    def eval(self) -> BackendCascade:
+        return self
+
+    def fuse(self) -> BackendCascade:
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> BackendCascade:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> BackendCascade:
+        return self

@@ -73,6 +73,39 @@ def cache_root_for(weights_path: Path) -> Path:
     return weights_path.with_name(weights_path.name + ".onnx-cache")
 
 
+def user_cache_root() -> Path:
+    """The per-user cache (``$XDG_CACHE_HOME/dynastream``, else ``~/.cache/dynastream``): where
+    exports go when the weights' folder is read-only."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dynastream"
+
+
+def fallback_root_for(weights_path: Path | None, cache_root: Path) -> Path:
+    """The user-cache counterpart of ``cache_root`` (same folder name, so entries stay per weights)."""
+    return user_cache_root() / "onnx-cache" / (Path(weights_path).name if weights_path else cache_root.name)
+
+
+def is_writable_dir(folder: Path) -> bool:
+    """True when ``folder`` exists or can be created, and a file can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def scratch_dir(graphs: StagedGraphs, name: str) -> Path:
+    """A writable folder for files derived from ``graphs`` (runtime caches, measurements): inside
+    the cache entry, or under the user cache when the entry is read-only."""
+    folder = graphs.directory / name
+    if is_writable_dir(folder):
+        return folder
+    folder = user_cache_root() / "derived" / graphs.key / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def export_staged(model: DynamicDetector, weights_path: Path | None = None, *, cache_root: Path | None = None,
                   opset: int = DEFAULT_OPSET, sample_size: tuple[int, int] | None = None) -> StagedGraphs:
     """Export ``model`` as three graphs, or reuse the cached export of the same weights.
@@ -81,8 +114,9 @@ def export_staged(model: DynamicDetector, weights_path: Path | None = None, *, c
         model: the detector (left unchanged: a fused copy is exported).
         weights_path: the file the weights came from; its content keys the cache. Without
             it the state dict is hashed instead.
-        cache_root: where cache entries live (default: ``<weights>.onnx-cache``); required
-            when ``weights_path`` is None.
+        cache_root: where cache entries live (default: ``<weights>.onnx-cache``; when that
+            folder is read-only, the same name under :func:`user_cache_root`); required when
+            ``weights_path`` is None.
         opset: ONNX opset of the graphs.
         sample_size: ``(height, width)`` of the example input traced during export; the
             graphs do not depend on it (dynamic axes). Default: 2 x 3 cells of the largest stride.
@@ -95,11 +129,17 @@ def export_staged(model: DynamicDetector, weights_path: Path | None = None, *, c
             raise ValueError("export_staged needs weights_path or cache_root")
         cache_root = cache_root_for(Path(weights_path))
     key = cache_key(model, weights_path, opset)
-    entry = Path(cache_root) / key
-    if _is_complete(entry):
-        logger.debug("reusing ONNX graphs in %s", entry)
-        return _graphs(entry, key, reused=True)
-    entry.parent.mkdir(parents=True, exist_ok=True)
+    roots = [Path(cache_root), fallback_root_for(weights_path, Path(cache_root))]
+    for root in roots:
+        if _is_complete(root / key):
+            logger.debug("reusing ONNX graphs in %s", root / key)
+            return _graphs(root / key, key, reused=True)
+    root = next((r for r in roots if is_writable_dir(r)), None)
+    if root is None:
+        raise OSError(f"no writable folder for the ONNX export: tried {', '.join(map(str, roots))}")
+    if root != roots[0]:
+        logger.info("%s is read-only: caching the ONNX export in %s", roots[0], root)
+    entry = root / key
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
     try:
         manifest = _export_graphs(model, tmp, opset, sample_size or _default_sample(model))

@@ -185,6 +185,7 @@ def test_factory_picks_by_name_and_device(monkeypatch):
     monkeypatch.setattr(backends_module, "TorchBackend", _FakeBackend)
     monkeypatch.setattr(OnnxBackend, "from_model", classmethod(lambda cls, model, path, threads: ("ort", threads)))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(backends_module, "available_graph_backends", lambda: ("onnxruntime",))
     assert make_backend(exportable, "auto", threads=1) == ("ort", 1)
     assert make_backend(exportable, "torch").device == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

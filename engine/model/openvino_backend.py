@@ -1,0 +1,172 @@
+"""OpenVINO behind the staged backend interface: the same three exported ONNX graphs as ONNX Runtime.
+
+OpenVINO compiles each graph for the CPU it runs on and, unless told otherwise, picks the
+inference precision itself: bfloat16 where the CPU computes it natively (AVX-512 BF16, AMX),
+float32 elsewhere. Each graph is compiled for the static input shapes it meets (a stream meets
+one), which OpenVINO's CPU plugin runs faster than the dynamic graph; compiled blobs are cached
+on disk beside the exported graphs, so a second start compiles nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import torch
+
+from engine.model.detector import DynamicDetector
+from engine.model.onnx_backend import default_threads
+from engine.model.onnx_export import GRAPHS, StagedGraphs, export_staged, scratch_dir
+from engine.model.postprocess import nms
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "f32", "bf16")
+# Compiled shapes kept per graph: a stream uses one; mixed batches add one per subset size.
+MAX_SHAPES = 8
+
+
+@dataclass
+class OpenVinoStage1State:
+    """Stage-1 results by graph tensor name (``images``, ``scores``, ``feat_*``...), as arrays."""
+
+    values: dict[str, np.ndarray]
+    batch: int
+
+
+class _StaticGraph:
+    """One ONNX graph, compiled once per distinct set of input shapes (least recently used out)."""
+
+    def __init__(self, core: ov.Core, path: Path, config: dict[str, object]) -> None:
+        self.core = core
+        self.model = core.read_model(str(path))
+        self.config = config
+        self.inputs = [i.get_any_name() for i in self.model.inputs]
+        self.outputs = [o.get_any_name() for o in self.model.outputs]
+        self._compiled: OrderedDict[tuple, tuple[ov.CompiledModel, ov.InferRequest]] = OrderedDict()
+
+    def compiled(self, shapes: tuple[tuple[int, ...], ...]) -> tuple[ov.CompiledModel, ov.InferRequest]:
+        entry = self._compiled.get(shapes)
+        if entry is None:
+            model = self.model.clone()
+            model.reshape({name: ov.PartialShape(list(shape)) for name, shape in zip(self.inputs, shapes)})
+            compiled = self.core.compile_model(model, "CPU", self.config)
+            entry = (compiled, compiled.create_infer_request())
+            self._compiled[shapes] = entry
+            if len(self._compiled) > MAX_SHAPES:
+                self._compiled.popitem(last=False)
+        else:
+            self._compiled.move_to_end(shapes)
+        return entry
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = [feeds[name] for name in self.inputs]
+        _, request = self.compiled(tuple(a.shape for a in arrays))
+        # share_inputs: OpenVINO reads the arrays in place; outputs are copied out of the
+        # request's buffers, which the next run of this shape overwrites.
+        result = request.infer(dict(zip(self.inputs, arrays)), share_inputs=True, share_outputs=False)
+        return {name: result[name] for name in self.outputs}
+
+
+class OpenVinoBackend:
+    """Runs the three exported graphs with OpenVINO on the CPU.
+
+    Args:
+        graphs: the exported graph files (see :func:`~engine.model.onnx_export.export_staged`).
+        threads: inference threads (default: :func:`~engine.model.onnx_backend.default_threads`).
+        precision: ``auto`` (OpenVINO's choice for this CPU: bf16 where native, else f32),
+            ``f32`` or ``bf16``.
+        cache_dir: where compiled graphs are kept (default: ``openvino`` in the graphs' cache
+            entry, or the user cache when that is read-only); None-like ``""`` disables it.
+    """
+
+    name = "openvino"
+
+    def __init__(self, graphs: StagedGraphs, threads: int | None = None, precision: str = "auto",
+                 cache_dir: Path | str | None = None) -> None:
+        self.threads = threads if threads is not None else default_threads()
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.graphs = graphs
+        config: dict[str, object] = {
+            "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": self.threads,
+            # Pinned workers would fight capture, encoding and other processes for the cores.
+            "ENABLE_CPU_PINNING": False,
+        }
+        if precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = precision
+        core = ov.Core()
+        cache = scratch_dir(graphs, "openvino") if cache_dir is None else cache_dir
+        if cache:
+            core.set_property({"CACHE_DIR": str(cache)})
+        self._graphs = {g: _StaticGraph(core, graphs.files[g], config) for g in GRAPHS}
+        self._core = core
+        self.precision = precision if precision != "auto" else _default_precision(core)
+        logger.debug("OpenVINO %s, %d threads, %s, graphs in %s", ov.__version__, self.threads, self.precision,
+                     graphs.directory)
+
+    @classmethod
+    def from_model(cls, model: DynamicDetector, weights_path: Path | None = None, threads: int | None = None,
+                   precision: str = "auto") -> OpenVinoBackend:
+        """Export ``model`` (or reuse the export cached beside ``weights_path``) and open it.
+
+        Without a weights file the graphs go to a temporary folder; the graphs are read into
+        memory when opened, and nothing is cached on disk.
+        """
+        if weights_path is not None:
+            return cls(export_staged(model, Path(weights_path)), threads, precision)
+        with tempfile.TemporaryDirectory(prefix="dynastream-onnx-") as tmp:
+            return cls(export_staged(model, cache_root=Path(tmp)), threads, precision, cache_dir="")
+
+    def stage1(self, x: np.ndarray | torch.Tensor) -> tuple[OpenVinoStage1State, np.ndarray]:
+        """``x``: ``[N, 3, H, W]`` float32 RGB in [0, 1]. Returns the state and scores ``[N]``."""
+        images = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected a [N, 3, H, W] batch, got shape {images.shape}")
+        values = {"images": images, **self._graphs["stage1"].run({"images": images})}
+        return OpenVinoStage1State(values, len(images)), values["scores"]
+
+    def exit1(self, state: OpenVinoStage1State, index: np.ndarray | None = None) -> torch.Tensor:
+        """Decoded predictions ``[n, A, 5 + C]`` of detector 1 for the samples at ``index``."""
+        return self._exit("exit1", state, index)
+
+    def exit2(self, state: OpenVinoStage1State, index: np.ndarray | None = None) -> torch.Tensor:
+        """Decoded predictions ``[n, A, 5 + C]`` of detector 2 for the samples at ``index``."""
+        return self._exit("exit2", state, index)
+
+    @staticmethod
+    def postprocess(outputs: torch.Tensor, conf_threshold: float, iou_threshold: float,
+                    max_detections: int) -> list[torch.Tensor]:
+        """The exported graphs give YOLO-family dense predictions: NMS makes them detections."""
+        return nms(outputs, conf_threshold, iou_threshold, max_detections)
+
+    def compiled_precision(self, graph: str = "stage1") -> str | None:
+        """The precision OpenVINO compiled ``graph`` with (None before its first run)."""
+        compiled = next(iter(self._graphs[graph]._compiled.values()), None)
+        return None if compiled is None else _type_name(compiled[0].get_property("INFERENCE_PRECISION_HINT"))
+
+    def _exit(self, graph: str, state: OpenVinoStage1State, index: np.ndarray | None) -> torch.Tensor:
+        names = self._graphs[graph].inputs
+        if index is None or (len(index) == state.batch and np.array_equal(index, np.arange(state.batch))):
+            feeds = {name: state.values[name] for name in names}
+        else:
+            rows = np.asarray(index, dtype=np.int64)
+            feeds = {name: state.values[name][rows] for name in names}  # gathers a contiguous copy
+        return torch.from_numpy(self._graphs[graph].run(feeds)["predictions"])
+
+
+def _default_precision(core: ov.Core) -> str:
+    """The precision OpenVINO's CPU plugin uses when not told: its default inference precision."""
+    return _type_name(core.get_property("CPU", "INFERENCE_PRECISION_HINT"))
+
+
+def _type_name(value: object) -> str:
+    """``bf16``/``f32`` from an OpenVINO element type (or its string form)."""
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)

@@ -1,0 +1,136 @@
+"""The OpenVINO backend: PyTorch's numbers in f32, unchanged mAP in its own precision, the user
+cache for read-only weights, and ``auto`` choosing the faster graph runtime."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from engine.model import backends as backends_module
+from engine.model import onnx_export
+from engine.model.backends import TorchBackend, choose_graph_backend
+from engine.model.checkpoint import load_detector, save_model
+from engine.model.onnx_export import export_staged
+from engine.model.predictor import Predictor
+from engine.train.evaluate import coco_map
+from tests.engine.model.helpers import tiny_model
+from tests.engine.model.test_onnx import HEIGHT, SCORE_TOL, WIDTH, assert_predictions_close
+from tests.engine.model.test_shipped_models import ASSETS, demo_frames
+
+ov_backend = pytest.importorskip("engine.model.openvino_backend")
+# The held-out mAP may move this much (mAP@0.5:0.95, 0-1 scale) when OpenVINO computes in bf16;
+# f32 must match PyTorch within the parity tolerances of test_onnx.
+MAP_TOL = 0.02
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_model(tmp_path_factory.mktemp("openvino") / "tiny.safetensors", tiny_model(seed=0))
+
+
+@pytest.fixture(scope="module")
+def batch() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    levels = np.array([0.05, 0.35, 0.65, 0.95], np.float32).reshape(4, 1, 1, 1)
+    return np.clip(rng.random((4, 3, HEIGHT, WIDTH), np.float32) * 0.3 + levels, 0, 1)
+
+
+def test_f32_matches_torch_whole_and_mixed_batches(weights, batch):
+    reference = TorchBackend(load_detector(weights))
+    backend = ov_backend.OpenVinoBackend.from_model(load_detector(weights), weights, threads=1, precision="f32")
+    assert backend.name == "openvino" and backend.precision == "f32"
+    assert backend.graphs.directory.parent == weights.with_name(weights.name + ".onnx-cache")
+    state_t, scores_t = reference.stage1(batch)
+    state_o, scores_o = backend.stage1(batch)
+    assert np.abs(scores_o - scores_t).max() < SCORE_TOL
+    for exit_id in (1, 2):
+        run_t, run_o = getattr(reference, f"exit{exit_id}"), getattr(backend, f"exit{exit_id}")
+        assert_predictions_close(run_o(state_o), run_t(state_t))
+        for index in (np.array([0, 2]), np.array([3])):
+            assert_predictions_close(run_o(state_o, index), run_t(state_t, index))
+    assert backend.compiled_precision() == "f32"
+    assert any((backend.graphs.directory / "openvino").iterdir()), "compiled graphs cached beside the export"
+
+
+def test_its_own_precision_keeps_the_shipped_models_map():
+    weights = ASSETS / "dy-yolov7-tiny.safetensors"
+    if not weights.exists() or not (ASSETS / "demo.json").exists():
+        pytest.skip("no bundled model or demo clip")
+    model = load_detector(weights)
+    images, truth = demo_frames()
+    backends = {"torch": TorchBackend(load_detector(weights)),
+                "openvino": ov_backend.OpenVinoBackend.from_model(model, weights)}
+    maps = {}
+    for name, backend in backends.items():
+        predictor = Predictor(backend, model.class_names, model.input_size, conf_threshold=0.001, stride=model.stride)
+        for route in ("first", "second"):
+            found = [np.column_stack([d.boxes, d.scores, d.class_ids]) for d in predictor.predict(images, route=route)]
+            maps[name, route] = coco_map(found, truth, len(model.class_names))["map"]
+    for route in ("first", "second"):
+        assert abs(maps["openvino", route] - maps["torch", route]) < MAP_TOL, maps
+
+
+def test_read_only_weights_folder_exports_to_the_user_cache(weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    other = save_model(weights.with_name("other.safetensors"), tiny_model(seed=3))
+    beside = other.with_name(other.name + ".onnx-cache")
+    real = onnx_export.is_writable_dir
+    # Root ignores file modes, so the read-only folder is simulated.
+    monkeypatch.setattr(onnx_export, "is_writable_dir",
+                        lambda folder: beside not in (folder, *folder.parents) and real(folder))
+    graphs = export_staged(load_detector(other), other)
+    assert graphs.directory.is_relative_to(tmp_path / "cache" / "dynastream")
+    assert not graphs.reused and not beside.exists()
+    assert export_staged(load_detector(other), other).reused
+    backend = ov_backend.OpenVinoBackend(graphs, threads=1)
+    assert backend.stage1(np.zeros((1, 3, 64, 64), np.float32))[1].shape == (1,)
+
+
+class _Timed:
+    """A stand-in graph runtime whose every stage takes ``ms``."""
+
+    def __init__(self, name: str, ms: float) -> None:
+        self.name, self.ms = name, ms
+
+    def stage1(self, x):
+        time.sleep(self.ms / 1000)
+        return None, np.zeros(len(x), np.float32)
+
+    def exit1(self, state, index=None):
+        time.sleep(self.ms / 1000)
+
+    exit2 = exit1
+
+
+def test_auto_measures_the_faster_runtime_once_then_reads_it_back(weights, monkeypatch):
+    speeds = {"onnxruntime": 4.0, "openvino": 1.0}
+    opened = []
+
+    def fake_open(name, model, threads=None, weights_path=None):
+        opened.append(name)
+        return _Timed(name, speeds[name])
+
+    monkeypatch.setattr(backends_module, "open_graph_backend", fake_open)
+    monkeypatch.setattr(backends_module, "available_graph_backends", lambda: ("onnxruntime", "openvino"))
+    model = load_detector(weights)
+    backend, choice = choose_graph_backend(model, threads=1, weights_path=weights, runs=3)
+    assert backend.name == choice.name == "openvino" and choice.reason == "measured"
+    assert sorted(opened) == ["onnxruntime", "openvino"]
+    assert choice.path_ms["onnxruntime"]["exit1"] > choice.path_ms["openvino"]["exit1"]
+    opened.clear()
+    speeds["openvino"] = 10.0  # a stored measurement is not repeated
+    backend, again = choose_graph_backend(model, threads=1, weights_path=weights, runs=3)
+    assert backend.name == "openvino" and again.reason == "stored measurement" and opened == ["openvino"]
+    opened.clear()
+    _, other_threads = choose_graph_backend(model, threads=2, weights_path=weights, runs=3)
+    assert other_threads.name == "onnxruntime" and other_threads.reason == "measured"
+
+
+def test_auto_with_one_runtime_installed_takes_it(monkeypatch):
+    monkeypatch.setattr(backends_module, "available_graph_backends", lambda: ("onnxruntime",))
+    monkeypatch.setattr(backends_module, "open_graph_backend", lambda name, *a, **k: SimpleNamespace(name=name))
+    backend, choice = choose_graph_backend(SimpleNamespace(input_size=64), weights_path=None)
+    assert backend.name == "onnxruntime" and choice.reason == "only one installed"
