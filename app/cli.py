@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
+import typing
 from collections.abc import Sequence
 
 from engine.errors import UserError
@@ -16,8 +17,15 @@ COMMANDS = ("detect", "info", "synth", "train", "calibrate", "eval", "run", "mon
 logger = logging.getLogger("dynastream")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose bad-input message is one ``error:`` line, like every other user error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dynastream", description="Real-time object detection on video with a dynamic detector."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")

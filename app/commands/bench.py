@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from app.commands.common import finite_float
+
 PATHS = ("stage1", "exit1", "exit2")
 
 
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--runs", type=int, default=10, help="timed runs per path (default: 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs per path first (default: 2)")
     parser.add_argument("--threads", type=int, help="compute threads (default: the backend's choice)")
-    parser.add_argument("--width", type=float, help="width multiple override (with --config)")
+    parser.add_argument("--width", type=finite_float, help="width multiple override (with --config)")
     parser.set_defaults(func=run)
 
 

@@ -84,8 +84,8 @@ def add_model_arguments(parser) -> None:
                         help="inference backend (auto: PyTorch on CUDA; on a CPU the faster of ONNX Runtime and "
                              "OpenVINO for this model, measured once and remembered)")
     parser.add_argument("--imgsz", type=int, help="network input size (default: the model's)")
-    parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
-    parser.add_argument("--iou", type=float, default=0.45,
+    parser.add_argument("--conf", type=finite_float, default=0.25, help="confidence threshold")
+    parser.add_argument("--iou", type=finite_float, default=0.45,
                         help="NMS IoU threshold (YOLO family; Faster R-CNN applies its own)")
     parser.add_argument("--threads", type=int, help="inference threads (default: backend's choice)")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from app.commands.common import finite_float
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("detect", help="detect objects in an image")
@@ -13,11 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--source", required=True, help="image file")
     parser.add_argument("--out", help="where to write the annotated image")
     routing = parser.add_mutually_exclusive_group()
-    routing.add_argument("--threshold", type=float, help="router threshold: score >= T leaves at exit 1")
+    routing.add_argument("--threshold", type=finite_float, help="router threshold: score >= T leaves at exit 1")
     routing.add_argument("--route", choices=["first", "second"], help="force one exit")
     parser.add_argument("--imgsz", type=int, help="network input size (default: the model's)")
-    parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
-    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    parser.add_argument("--conf", type=finite_float, default=0.25, help="confidence threshold")
+    parser.add_argument("--iou", type=finite_float, default=0.45, help="NMS IoU threshold")
     parser.set_defaults(func=run)
 
 

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from app.commands.common import DEFAULT_VIDEO, add_model_arguments, check_positive
+from app.commands.common import DEFAULT_VIDEO, add_model_arguments, check_positive, finite_float
 from engine.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--source", help="file, camera index, rtsp:// or http(s):// URL "
                                           "(default: the bundled demo video, looped)")
     add_model_arguments(parser)
-    parser.add_argument("--target-fps", type=float, help="processing rate to hold at start")
+    parser.add_argument("--target-fps", type=finite_float, help="processing rate to hold at start")
     parser.add_argument("--no-loop", action="store_true", help="do not restart video files when they end")
     parser.add_argument("--screenshot", help="save a PNG of the window after --quit-after-frames frames, "
                                              "then quit")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from app.commands.common import default_weights, resolve_config
+from app.commands.common import default_weights, finite_float, resolve_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--weights", help="model file (default: the bundled model)")
     source.add_argument("--config", help="architecture YAML (ours or a reference cfg) or a name like dy-yolov7")
     parser.add_argument("--imgsz", type=int, help="square input size for the FLOP count (default: model's)")
-    parser.add_argument("--width", type=float, help="width multiple override (with --config)")
+    parser.add_argument("--width", type=finite_float, help="width multiple override (with --config)")
     parser.add_argument("--classes", type=int, help="class count override (with --config)")
     parser.set_defaults(func=run)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
 
-from app.commands.common import add_model_arguments
+from app.commands.common import add_model_arguments, finite_float, handle_stop_signals
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,24 +17,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "(default: the bundled demo video)")
     add_model_arguments(parser)
     routing = parser.add_mutually_exclusive_group()
-    routing.add_argument("--target-fps", type=float, help="hold this processing rate (the controller)")
-    routing.add_argument("--threshold", type=float, help="fixed router threshold: score >= T leaves at exit 1")
-    routing.add_argument("--second-fraction", type=float, help="send this calibrated share to exit 2")
+    routing.add_argument("--target-fps", type=finite_float, help="hold this processing rate (the controller)")
+    routing.add_argument("--threshold", type=finite_float, help="fixed router threshold: score >= T leaves at exit 1")
+    routing.add_argument("--second-fraction", type=finite_float, help="send this calibrated share to exit 2")
     routing.add_argument("--route", choices=["first", "second"], help="force one exit")
     parser.add_argument("--record", help="write the annotated video here (.mp4 or .mkv; crash-safe)")
     parser.add_argument("--events", help="write one JSON line per processed frame here")
     parser.add_argument("--realtime", action="store_true", help="play files at their native rate (live mode)")
     parser.add_argument("--loop", action="store_true", help="start files over at their end, on one timeline "
                                                        "(stop with --duration, --max-frames or Ctrl-C)")
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--duration", type=finite_float, help="stop after this many seconds")
     parser.add_argument("--max-frames", type=int, help="stop after processing this many frames")
     parser.add_argument("--max-reconnects", type=int, help="give up after this many failed reconnects in a row "
                                                            "(default: unlimited for live sources)")
-    parser.add_argument("--stall-timeout", type=float, default=5.0, help="seconds without a frame before "
+    parser.add_argument("--stall-timeout", type=finite_float, default=5.0, help="seconds without a frame before "
                                                                          "reconnecting (live sources)")
     parser.add_argument("--classes", help="comma-separated class names to keep, e.g. circle,star")
     parser.add_argument("--snapshot-dir", help="save an annotated JPEG when a watched class appears")
-    parser.add_argument("--snapshot-cooldown", type=float, default=10.0, help="seconds between snapshots")
+    parser.add_argument("--snapshot-cooldown", type=finite_float, default=10.0, help="seconds between snapshots")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -72,13 +71,8 @@ def check_arguments(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     # Signals are caught from the start: loading the model takes seconds, and a Ctrl-C during
     # that time must still end with a summary and exit 0, not a traceback.
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handle_stop_signals() as stop:
         return _run(args, stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _run(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -144,6 +138,7 @@ class StreamingRun:
 
     def execute(self) -> int:
         from engine.errors import UserError
+        from engine.runtime.sinks import close_all
 
         bar = self._progress_bar()
         reason, error = "eof", None
@@ -155,8 +150,7 @@ class StreamingRun:
             ok = self.pipeline.shutdown(timeout=10.0)
             if bar is not None:
                 bar.close()
-            for sink in self.sinks.values():
-                sink.close()
+            close_all(self.sinks.values())
         elapsed = time.perf_counter() - start
         print(json.dumps(self._summary(reason, elapsed)), flush=True)
         if not ok:
@@ -214,6 +208,8 @@ class StreamingRun:
                     disable=None)
 
     def _summary(self, reason: str, elapsed: float) -> dict:
+        from engine.runtime.sinks import sink_errors
+
         stats = self.pipeline.stats
         engine = stats.engine
         controller = engine.controller
@@ -231,4 +227,6 @@ class StreamingRun:
             "reconnects": stats.capture.reconnects,
             "exit_reason": reason,
             "target_reachable": None if controller is None else controller.reachable,
+            "recording_error": stats.writer.last_error if stats.writer is not None else None,
+            **sink_errors(self.sinks),
         }

@@ -16,8 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
-    import yaml
-
+    from engine.config import parse_yaml
     from engine.errors import ConfigError
 
     overrides = {}
@@ -25,7 +24,7 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        overrides[key.strip()] = parse_yaml(value, f"--set {key.strip()}")
     return overrides
 
 

@@ -24,7 +24,7 @@ from engine.runtime.queues import POLL_INTERVAL, DropPolicy, StreamEnd, get_item
 from engine.runtime.reader_thread import Ended, Failed, Opened, ReaderEvent, ReaderThread
 from engine.runtime.readers import RawFrame, make_reader
 from engine.runtime.sources import SourceInfo, SourceSpec, parse_source
-from engine.runtime.timeline import Backoff, PtsClock
+from engine.runtime.timeline import Backoff, CaptureTimes, PtsClock, Timed
 from engine.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -199,7 +199,10 @@ class Capture(Worker):
             logger.warning("capture: %s", end.error)
         logger.info("capture %s: finished (%s)", self.spec.display, end.reason)
         dropped = put_end(self.output, end, self._stop, self.policy)
-        self._count_dropped(dropped)
+        if not self._stop.is_set():
+            # After stop() the consumer no longer reads: frames still queued were in flight
+            # when it stopped (at --max-frames, say), not dropped for being late.
+            self._count_dropped(dropped)
 
     def _supervise(self) -> StreamEnd:
         """Run connections until the stream ends, fails for good, or stop() is called."""
@@ -280,6 +283,8 @@ class Capture(Worker):
 
     def _pump(self, worker: ReaderThread, outcome: _Outcome, source_id: int) -> None:
         timeout, what = self._open_timeout, f"no answer within {self._open_timeout:g} s"
+        # Live frames are stamped by when they were captured, not when they arrived (see CaptureTimes).
+        times: CaptureTimes[RawFrame] | None = CaptureTimes() if self.spec.is_live else None
         while True:
             event = self._await(worker, timeout, what)
             if event is None:
@@ -288,17 +293,29 @@ class Capture(Worker):
             if isinstance(event, Opened):
                 self._on_opened(event.info)
             elif isinstance(event, RawFrame):
-                if not self._deliver(event, source_id, first=outcome.delivered == 0):
-                    outcome.stopped = True
+                live = times is not None
+                ready = times.add(event, event.pts, time.time()) if live else [Timed(event, event.pts, 0.0, 0.0)]
+                if not self._deliver_all(ready, outcome, source_id, live=live):
                     return
-                outcome.delivered += 1
-            elif isinstance(event, Ended):
-                outcome.damage = event.damage
-                return
             else:
-                outcome.error = event.error
+                # The frames still held belong to this connection's recording, whatever ended it.
+                if times is not None and not self._deliver_all(times.flush(), outcome, source_id, live=True):
+                    return
+                if isinstance(event, Ended):
+                    outcome.damage = event.damage
+                else:
+                    outcome.error = event.error
                 return
             timeout, what = self._stall_timeout, f"no frame for {self._stall_timeout:g} s (stream stalled)"
+
+    def _deliver_all(self, ready: list[Timed[RawFrame]], outcome: _Outcome, source_id: int, live: bool) -> bool:
+        """Deliver and count frames (with their capture times when ``live``); False when stopped."""
+        for timed in ready:
+            if not self._deliver(timed.item, source_id, first=outcome.delivered == 0, timed=timed if live else None):
+                outcome.stopped = True
+                return False
+            outcome.delivered += 1
+        return True
 
     def _await(self, worker: ReaderThread, timeout: float, what: str) -> ReaderEvent | None:
         """The watchdog: the reader's next event, ``Failed`` after ``timeout``, None on stop()."""
@@ -325,12 +342,16 @@ class Capture(Worker):
             info.codec or self.spec.kind.value,
         )
 
-    def _deliver(self, raw: RawFrame, source_id: int, first: bool) -> bool:
-        """Stamp and queue one frame according to the policy; False when stop() interrupted."""
-        if not self._wait_while_paused():  # before stamping: a pause is not capture latency
+    def _deliver(self, raw: RawFrame, source_id: int, first: bool, timed: Timed[RawFrame] | None = None) -> bool:
+        """Stamp and queue one frame according to the policy; False when stop() interrupted.
+
+        ``timed`` carries a live frame's arrival and estimated capture time; other frames
+        arrive now (after any pause: a pause is not capture latency).
+        """
+        if not self._wait_while_paused():
             return False
-        wall = time.time()
-        pts = self._clock.convert(raw.pts, wall)
+        wall = time.time() if timed is None else timed.arrival
+        pts = self._clock.convert(raw.pts, wall if timed is None else timed.captured)
         height, width = raw.image.shape[:2]
         with self._lock:
             index = self._stats.frames_read

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,6 +104,12 @@ class PyAVReader(FrameReader):
             self.close()
             raise SourceError(f"{self._spec.display}: has no video stream (contains {', '.join(kinds)})")
         stream = self._container.streams.video[0]
+        if stream.codec_context is None:
+            # FFmpeg found a video track but no decoder for it: a damaged header (moov) or a
+            # codec this build lacks. Either way nothing in it can be shown.
+            self.close()
+            raise SourceError(f"{self._spec.display}: damaged video (no usable decoder for its video stream; "
+                              "the file header is damaged or the codec is not supported)")
         if not self._spec.is_live:
             # Frame threading adds a few frames of latency, fine for files and much faster for 4K.
             stream.thread_type = "AUTO"
@@ -124,7 +131,14 @@ class PyAVReader(FrameReader):
         if self._container is None or self._stream is None:
             raise SourceError(f"{self._spec.display}: read before open")
         consecutive_errors = 0
+        packets = 0
         for packet in self._packets(self._container, self._stream):
+            packets += bool(packet.size)
+            if packet.is_corrupt and not self._spec.is_live:
+                # A torn packet (the file ends inside it) is not decodable, and handing it to a
+                # frame-threaded decoder loses the frames still in flight; skip it, say so.
+                self._on_torn_packet(packets)
+                continue
             try:
                 pictures = packet.decode()
             except av.FFmpegError as exc:
@@ -135,6 +149,7 @@ class PyAVReader(FrameReader):
             for picture in pictures:
                 self._decoded += 1
                 yield RawFrame(image=to_rgb(picture), pts=picture.time)
+        self._check_complete(packets)
 
     def close(self) -> None:
         """Close the container (from the thread that used it)."""
@@ -180,6 +195,26 @@ class PyAVReader(FrameReader):
             f"{self._spec.display}: file is truncated or damaged after frame {decoded} ({reason})"
         )
 
+    def _on_torn_packet(self, position: int) -> None:
+        if self.damage is None:
+            self.damage = SourceError(f"{self._spec.display}: file is truncated or damaged (frame {position} is cut "
+                                      "short; the frames before it were kept)")
+
+    def _check_complete(self, packets: int) -> None:
+        """A file whose index lists more frames than its data holds was cut short at a packet boundary.
+
+        Only the MP4/MOV sample table is trusted for this: other containers' headers (AVI's in
+        particular) may carry an estimate rather than a count.
+        """
+        container, stream = self._container, self._stream
+        trusted = container is not None and "mov" in container.format.name.split(",")
+        declared = stream.frames if stream is not None and trusted and not self._spec.is_live else 0
+        if self.damage is None and declared and packets < declared:
+            self.damage = SourceError(
+                f"{self._spec.display}: file is truncated: its index lists {declared} frames, the data ends "
+                f"after {packets}"
+            )
+
     def _on_decode_error(self, exc: Exception, consecutive: int) -> None:
         logger.debug("%s: skipped an undecodable packet: %s", self._spec.display, exc)
         if self._spec.is_live:
@@ -209,6 +244,7 @@ class ImageFolderReader(FrameReader):
             raise SourceError(f"{spec.display}: image folder rate must be positive, got {fps}")
         self._spec = spec
         self._fps = fps
+        self._skipped: dict[str, str] = {}  # path -> why, in folder order
 
     def open(self) -> SourceInfo:
         """Check that at least the first readable image exists and report its size."""
@@ -227,17 +263,47 @@ class ImageFolderReader(FrameReader):
         )
 
     def frames(self) -> Iterator[RawFrame]:
-        """Images in order; ``pts = position / fps`` (skipped images keep their time slot)."""
+        """Images in order; ``pts = position / fps`` (skipped images keep their time slot).
+
+        Unreadable images are named once, together, in :attr:`damage` (the run's end-of-stream
+        warning), not one warning each as they pass (``open`` reads the first ones twice).
+        """
         for position, path in enumerate(self._spec.images):
-            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-            if bgr is None:
-                logger.warning("%s: skipped unreadable image", path)
-                self.damage = SourceError(f"{path}: image is not readable (skipped)")
+            image, problem = read_image(path)
+            if image is None:
+                logger.debug("%s: skipped (%s)", path, problem)
+                self._skipped[path] = problem
+                self.damage = SourceError(f"{self._spec.display}: skipped {_list_skipped(self._skipped)}")
                 continue
-            yield RawFrame(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), pts=position / self._fps)
+            yield RawFrame(image=image, pts=position / self._fps)
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def read_image(path: str) -> tuple[np.ndarray | None, str]:
+    """An image file as RGB, or None and why not (``"not readable"``, ``"truncated"``).
+
+    A JPEG cut short is refused before OpenCV sees it: libjpeg would decode a grey lower part
+    and print ``Premature end of JPEG file`` straight to the process's stderr.
+    """
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as exc:
+        return None, exc.strerror or "not readable"
+    if data.startswith(b"\xff\xd8") and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        return None, "truncated"  # the last scan (SOS) has no end-of-image marker after it
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None, "not readable"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), ""
+
+
+def _list_skipped(skipped: dict[str, str], shown: int = 3) -> str:
+    names = [f"{os.path.basename(path)} ({problem})" for path, problem in list(skipped.items())[:shown]]
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f"{len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''}: {', '.join(names)}{more}"
 
 
 class CameraReader(FrameReader):

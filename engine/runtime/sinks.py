@@ -1,11 +1,17 @@
-"""Per-result outputs of a monitoring run: event log, snapshots of watched classes, Prometheus metrics."""
+"""Per-result outputs of a monitoring run: event log, snapshots of watched classes, Prometheus metrics.
+
+A sink that cannot write (a full disk, a removed folder) says so once, in one warning line,
+and the run goes on without it, as it does without a failed recording: detection, the other
+sinks and the summary matter more than one output. Its ``error`` ends up in the summary.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -29,8 +35,12 @@ class EventLog:
             self._file: TextIO = self.path.open("w", encoding="utf-8", buffering=1)
         except OSError as exc:
             raise UserError(f"cannot write events file {self.path}: {exc.strerror}") from None
+        self.error: str | None = None
 
     def write(self, result: Result) -> None:
+        """Append one line; after a failed write the log is closed and later results are ignored."""
+        if self.error is not None:
+            return
         det = result.detections.filter_classes(self.classes)
         record = {
             "frame": result.frame.index, "pts": round(result.frame.pts, 4),
@@ -38,10 +48,20 @@ class EventLog:
             "threshold": None if det.threshold is None else round(det.threshold, 5),
             "latency_ms": round(result.latency_ms, 2), "detections": det.to_records(),
         }
-        self._file.write(json.dumps(record) + "\n")
+        try:
+            self._file.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            self.error = _give_up("events file", self.path, exc)
+            _close_quietly(self._file)
 
     def close(self) -> None:
-        self._file.close()
+        """Close the file; a failure to flush its last lines becomes :attr:`error`."""
+        if self._file.closed:
+            return
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.error = self.error or _give_up("events file", self.path, exc)
 
 
 class SnapshotSaver:
@@ -53,6 +73,7 @@ class SnapshotSaver:
         self.cooldown = cooldown
         self._last = -float("inf")
         self.saved = 0
+        self.error: str | None = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -67,11 +88,23 @@ class SnapshotSaver:
         labels = "-".join(sorted(set(det.labels)))[:60]
         path = self.directory / f"{time.strftime('%Y%m%d-%H%M%S')}-f{result.frame.index}-{labels}.jpg"
         image = draw_detections(result.frame.image, det, latency_ms=result.latency_ms)
-        if cv2.imwrite(str(path), image[:, :, ::-1]):
+        try:
+            written = cv2.imwrite(str(path), image[:, :, ::-1])
+        except cv2.error as exc:
+            written, reason = False, str(exc).strip().splitlines()[-1]
+        else:
+            reason = "disk full or folder not writable"
+        if written:
             self.saved += 1
             return path
-        logger.warning("could not write snapshot %s", path)
+        path.unlink(missing_ok=True)  # a partly written JPEG is worse than none
+        if self.error is None:  # one warning, not one per watched frame; later ones may succeed
+            self.error = f"cannot write snapshots to {self.directory} ({reason})"
+            logger.warning("%s; the run goes on, trying again at each snapshot", self.error)
         return None
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class Metrics:
@@ -95,6 +128,7 @@ class Metrics:
             self.server, self.thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
         except OSError as exc:
             raise UserError(f"cannot serve metrics on port {port}: {exc.strerror}") from None
+        self.error: str | None = None  # serving never writes to disk; kept for a uniform summary
 
     def update(self, result: Result | None, stats) -> None:
         if result is not None:
@@ -109,3 +143,33 @@ class Metrics:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
+
+
+def close_all(sinks: Iterable) -> None:
+    """Close every sink, whatever the others do: one that fails to close is reported and skipped."""
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as exc:  # whatever went wrong, the next sink must be closed all the same
+            logger.warning("could not close %s: %s", type(sink).__name__, exc)
+            sink.error = getattr(sink, "error", None) or f"could not close ({exc})"
+
+
+def sink_errors(sinks: Mapping[str, object]) -> dict[str, str | None]:
+    """``{"<name>_error": message or None}`` for each sink, for the run's summary."""
+    return {f"{name}_error": getattr(sink, "error", None) for name, sink in sinks.items()}
+
+
+def _give_up(what: str, path: Path, exc: OSError) -> str:
+    """Warn once that a sink stopped writing; returns the message for the summary."""
+    message = f"cannot write {what} {path} ({exc.strerror or exc}); it stops here, the run goes on"
+    logger.warning("%s", message)
+    return message
+
+
+def _close_quietly(file: TextIO) -> None:
+    # Buffered lines that cannot be flushed are lost with the write that failed; closing must
+    # still release the descriptor.
+    with contextlib.suppress(OSError):
+        file.close()

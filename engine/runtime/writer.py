@@ -144,8 +144,16 @@ class Writer(Worker):
             self._update(state="closed")
             logger.info("writer %s: closed after %d frames", self.path, self.stats.frames_written)
         except Exception as exc:
-            logger.exception("writer %s: recording failed", self.path)
-            self._update(state="failed", last_error=f"{self.path}: recording failed ({exc})")
+            # A full disk or a vanished folder is the usual cause: one line, not a traceback
+            # (kept at debug level for the rare bug). The run goes on without its recording.
+            reason = _error_text(exc)
+            logger.debug("writer %s: recording failed", self.path, exc_info=True)
+            frames = frames_in_file(self.path)
+            logger.warning("writer %s: recording stopped (%s); the file keeps its first %d frames",
+                           self.path, reason, frames)
+            size = self.path.stat().st_size if self.path.is_file() else 0
+            self._update(state="failed", frames_written=frames, bytes=size,
+                         last_error=f"{self.path}: recording failed ({reason}); {frames} frames kept")
             # Keep taking items so that producers blocked on a full queue are released.
             self._discard_until_end()
 
@@ -162,13 +170,16 @@ class Writer(Worker):
                     encoder = _Encoder(self.path, item.image.shape, self._settings)
                     self._update(state="recording")
                 self._write(encoder, item)
-        finally:
+        except BaseException:
             if encoder is not None:
-                encoder.close()
-                self._update(bytes=encoder.bytes)
-            else:
-                # Nothing was recorded: do not leave the empty file made by start().
-                self.path.unlink(missing_ok=True)
+                encoder.abort()
+            raise
+        if encoder is not None:
+            encoder.close()
+            self._update(bytes=encoder.bytes)
+        else:
+            # Nothing was recorded: do not leave the empty file made by start().
+            self.path.unlink(missing_ok=True)
 
     def _write(self, encoder: _Encoder, item: TimedImage) -> None:
         if encoder.write(item.image, float(item.pts)):
@@ -265,6 +276,17 @@ class _Encoder:
         finally:
             self._container.close()
 
+    def abort(self) -> None:
+        """Close the container after a failure, without flushing and without raising.
+
+        A failed write (a full disk) fails again on every later write: flushing would only
+        replace the first error with a second one.
+        """
+        try:
+            self._container.close()
+        except (av.FFmpegError, OSError) as exc:
+            logger.debug("writer: closing after a failure: %s", exc)
+
     def _mux(self, packets: list[av.Packet]) -> None:
         for packet in packets:
             self.bytes += packet.size
@@ -295,6 +317,29 @@ def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
     top, left = (height - fit_height) // 2, (width - fit_width) // 2
     canvas[top : top + fit_height, left : left + fit_width] = resized
     return canvas
+
+
+def frames_in_file(path: Path) -> int:
+    """How many whole video packets a (possibly cut short) recording holds, by demuxing it.
+
+    After a failed write the encoder's count overstates the file: the packets of the fragment
+    or cluster being written when the disk filled up never reached it.
+    """
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            for packet in container.demux(video=0):
+                if packet.size and not packet.is_corrupt:
+                    count += 1
+    except (av.FFmpegError, OSError, IndexError):
+        pass  # a cut-short file ends where it ends; what was counted is what is there
+    return count
+
+
+def _error_text(exc: BaseException) -> str:
+    """The human part of an error: ``No space left on device`` rather than its errno and file name."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(text).splitlines()[0]
 
 
 def _check_writable(path: Path) -> None:

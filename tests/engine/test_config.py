@@ -51,3 +51,64 @@ def test_bad_yaml_file(tmp_path):
         load_yaml(path)
     with pytest.raises(ConfigError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """YAML of a few hundred bytes whose aliases expand to ``width ** levels`` strings."""
+    lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]")
+    return "\n".join(lines) + f"\nbomb: *l{levels - 1}\n"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("kind", ["train", "cameras", "data"])
+def test_alias_bomb_is_refused_in_milliseconds(tmp_path, kind):
+    import time
+
+    from engine.data.yolo_format import load_yolo_source
+    from engine.train.config import load_train_config
+
+    path = tmp_path / f"{kind}.yaml"
+    if kind == "train":  # under a known key, so conversion would walk the whole expansion
+        path.write_text(_alias_bomb().replace("bomb: *l8", "name: *l8"))
+        load = load_train_config
+    elif kind == "cameras":
+        path.write_text(_alias_bomb().replace("bomb: *l8", "cameras: *l8"))
+        load = load_yaml
+    else:
+        path.write_text(_alias_bomb().replace("bomb: *l8", "names: *l8"))
+        load = lambda p: load_yolo_source(p, "train")  # noqa: E731
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert time.perf_counter() - started < 0.5
+    message = str(caught.value)
+    assert "aliases expand to more than" in message and str(path) in message
+    assert len(message) < 300 and "\n" not in message
+
+
+def test_shared_blocks_and_merge_keys_still_load(tmp_path):
+    path = tmp_path / "shared.yaml"
+    path.write_text("base: &base {lr: 0.1, momentum: 0.9}\nfirst: *base\nsecond: {<<: *base, lr: 0.2}\n")
+    assert load_yaml(path) == {"base": {"lr": 0.1, "momentum": 0.9}, "first": {"lr": 0.1, "momentum": 0.9},
+                               "second": {"lr": 0.2, "momentum": 0.9}}
+
+
+def test_recursive_alias_is_refused(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("a: &a [1, *a]\n")
+    with pytest.raises(ConfigError, match="recursive YAML alias"):
+        load_yaml(path)
+
+
+def test_error_messages_show_a_bounded_value():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Small:
+        count: int = 1
+
+    with pytest.raises(ConfigError) as caught:
+        from_mapping(Small, {"count": [list(range(1000))] * 1000})
+    assert len(str(caught.value)) < 200 and "count: expected int" in str(caught.value)

@@ -125,3 +125,32 @@ def test_http_mjpeg_stream_reconnects_when_the_server_closes(mjpeg_server: str) 
     assert reds == pytest.approx([(i * 37) % 256 for i in range(5)], abs=6)
     assert capture.stats.reconnects >= 1
     assert end == StreamEnd("stopped")
+
+
+@pytest.mark.slow
+def test_recording_timeline_follows_the_wall_clock_across_reconnects(rtsp_server: RtspServer) -> None:
+    """Issue #12: each reconnect used to add about a second (the connection's opening burst)."""
+    import statistics
+
+    capture = Capture(rtsp_server.url, stall_timeout=2.0, open_timeout=4.0, backoff_initial=0.25,
+                      backoff_max=0.5, queue_size=256)
+    arrivals: list[tuple[int, float, float]] = []  # source_id, pts, arrival
+    capture.start()
+    try:
+        for _ in range(2):
+            arrivals += [(f.source_id, f.pts, time.time()) for f in drain(capture.output, 10, limit=45).frames]
+            rtsp_server.kill()
+            time.sleep(0.5)
+            rtsp_server.start()
+        arrivals += [(f.source_id, f.pts, time.time()) for f in drain(capture.output, 10, limit=45).frames]
+    finally:
+        stop_and_join(capture)
+
+    offsets: dict[int, list[float]] = {}
+    for source_id, pts, arrival in arrivals:
+        offsets.setdefault(source_id, []).append(pts - arrival)
+    # Settled frames only (the first ones of a connection arrive in a burst, by design).
+    settled = [statistics.median(values[20:]) for _, values in sorted(offsets.items()) if len(values) > 25]
+    assert len(settled) >= 3, f"not enough connections: {sorted(offsets)}"
+    drifts = [b - a for a, b in itertools.pairwise(settled)]
+    assert all(abs(d) < 0.1 for d in drifts), drifts

@@ -120,3 +120,52 @@ def test_urls_hide_passwords() -> None:
 
 def test_natural_key_orders_numbers_by_value() -> None:
     assert sorted(["a10", "a2", "A1"], key=natural_key) == ["A1", "a2", "a10"]
+
+
+def test_capture_times_place_a_connection_burst_at_its_capture_not_its_arrival() -> None:
+    from engine.runtime.timeline import CaptureTimes
+
+    # Captured at 100.0 + pts, 15 fps; FFmpeg hands the first second over at once at 101.2 s,
+    # then frames arrive 0.2 s after capture. The first frame has no timestamp (as from RTSP).
+    times: CaptureTimes[int] = CaptureTimes()
+    released = []
+    for index in range(25):
+        pts = index / 15
+        arrival = 101.2 + index * 0.001 if pts < 1.0 else 100.2 + pts
+        got = times.add(index, None if index == 0 else pts, arrival)
+        assert not got or index >= 15, "frames are held while they arrive in a burst"
+        released += got
+    assert [t.item for t in released] == list(range(25))
+    for timed in released[1:]:
+        assert timed.captured == pytest.approx(100.2 + timed.source_pts, abs=1e-6)
+    assert released[0].captured == pytest.approx(released[1].captured - 1 / 15)
+
+
+def test_capture_times_do_not_hold_sources_without_timestamps() -> None:
+    from engine.runtime.timeline import CaptureTimes
+
+    times: CaptureTimes[int] = CaptureTimes()
+    assert times.add(0, None, 10.0) == []
+    second = times.add(1, None, 10.04)
+    assert [(t.item, t.captured) for t in second] == [(0, 10.0), (1, 10.04)]
+    assert [(t.item, t.captured) for t in times.add(2, None, 10.08)] == [(2, 10.08)]
+
+
+def test_reconnect_gap_is_the_real_outage_with_capture_times() -> None:
+    from engine.runtime.timeline import CaptureTimes
+
+    clock = PtsClock(live=True)
+    outputs = []
+    for connection, start in enumerate((1000.0, 1012.0)):  # captures start at these wall times
+        clock.new_connection()
+        times: CaptureTimes[float] = CaptureTimes()
+        for index in range(40):
+            pts = 50.0 * connection + index / 15  # each connection's clock starts anew
+            arrival = start + 1.2 + index * 0.001 if index / 15 < 1.0 else start + 0.2 + index / 15
+            for timed in times.add(start + index / 15, pts, arrival):
+                outputs.append((timed.item, clock.convert(timed.source_pts, timed.captured)))
+    captured = [c for c, _ in outputs]
+    stamped = [s for _, s in outputs]
+    # The timeline follows capture times across the outage, to well within 0.1 s.
+    for c, s in zip(captured, stamped, strict=True):
+        assert s == pytest.approx(c - captured[0], abs=0.01)

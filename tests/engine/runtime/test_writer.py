@@ -193,3 +193,24 @@ def test_recording_survives_kill_9(tmp_path: Path, suffix: str) -> None:
     assert times, "nothing decodable after the kill"
     assert times[-1] >= killed_at - 2.0, f"only {times[-1]:.2f} s of {killed_at:.2f} s survived"
     assert all(b > a for a, b in itertools.pairwise(times))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_full_disk_stops_the_recording_in_one_line_and_counts_what_the_file_holds(
+        small_disk: Path, suffix: str, caplog: pytest.LogCaptureFixture) -> None:
+    noise = np.random.default_rng(0)
+    frames = [Frame(index=i, pts=i / 10, wall_time=0.0, image=noise.integers(0, 256, (96, 128, 3), np.uint8))
+              for i in range(120)]  # incompressible: the 200 KiB disk fills after a few seconds of video
+    path = small_disk / f"rec{suffix}"
+    with caplog.at_level("DEBUG", logger="engine.runtime.writer"):
+        writer = record(path, frames, keyframe_interval=0.5)
+
+    stats = writer.stats
+    assert stats.state == "failed"
+    assert "No space left on device" in stats.last_error and "\n" not in stats.last_error
+    kept = len(read_times(path))
+    assert 0 < kept < len(frames)
+    assert stats.frames_written == kept, "the count is what reached the file, not what the encoder took"
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].exc_info is None
+    assert "No space left on device" in warnings[0].getMessage()
