@@ -15,10 +15,15 @@ logger = logging.getLogger(__name__)
 
 #: Qt platform plugins that draw without a window system (no DISPLAY needed).
 HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb")
+#: Top-level keys that only a cameras.yaml has (architecture configs have neither).
+CAMERA_CONFIG_KEYS = frozenset({"cameras", "budget"})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("gui", help="open the desktop window (the default command)")
+    parser = subparsers.add_parser(
+        "gui", help="open the desktop window (the default command)",
+        epilog="--config cameras.yaml (the monitor command's file) opens a grid of its cameras instead, "
+               "with the model and budget it names; --target-fps then sets the total over all cameras.")
     parser.add_argument("--source", help="file, camera index, rtsp:// or http(s):// URL "
                                           "(default: the bundled demo video, looped)")
     add_model_arguments(parser)
@@ -49,7 +54,14 @@ def run(args: argparse.Namespace) -> int:
     check_positive("--target-fps", args.target_fps)
     check_positive("--quit-after-frames", args.quit_after_frames)
     # Qt is imported only now: the other commands, and machines without Qt, never load it.
-    from app.gui.application import QuitRequest, run_gui
+    from app.gui.application import QuitRequest
+
+    quit_request = None
+    if args.screenshot or args.quit_after_frames:
+        quit_request = QuitRequest(args.quit_after_frames or 30, Path(args.screenshot) if args.screenshot else None)
+    if args.config is not None and is_camera_config(args.config):
+        return _run_cameras(args, quit_request)
+    from app.gui.application import run_gui
     from app.gui.model_loader import ModelChoice
     from app.gui.session import SessionOptions
 
@@ -57,7 +69,33 @@ def run(args: argparse.Namespace) -> int:
                         conf=args.conf, iou=args.iou, threads=args.threads)
     options = SessionOptions(source=args.source if args.source is not None else str(DEFAULT_VIDEO), model=model,
                              target_fps=args.target_fps, loop=not args.no_loop)
-    quit_request = None
-    if args.screenshot or args.quit_after_frames:
-        quit_request = QuitRequest(args.quit_after_frames or 30, Path(args.screenshot) if args.screenshot else None)
     return run_gui(options, quit_request, summary=args.summary)
+
+
+def is_camera_config(path: str) -> bool:
+    """Whether ``--config`` names a cameras.yaml rather than an architecture.
+
+    Only a cameras.yaml has a top-level ``cameras`` or ``budget`` key (one with ``budget`` but no
+    cameras then fails with the monitor config's own message); names of our architectures
+    (``dy-yolov7``) are not files. A file that is not valid YAML is reported here in one line,
+    as either kind would be.
+    """
+    from engine.config import load_yaml
+
+    if not Path(path).is_file():
+        return False
+    return not CAMERA_CONFIG_KEYS.isdisjoint(load_yaml(path))
+
+
+def _run_cameras(args: argparse.Namespace, quit_request) -> int:
+    from app.gui.application import run_camera_gui
+    from app.gui.multi_session import CameraOptions
+    from engine.runtime.monitor_config import load_monitor_config
+
+    for option, given in (("--source", args.source is not None), ("--weights", args.weights is not None),
+                          ("--no-loop", args.no_loop)):
+        if given:
+            raise UserError(f"{option} does not go with a cameras.yaml: set it in {args.config} "
+                            f"(sources and loop per camera, the model under 'model')")
+    options = CameraOptions(load_monitor_config(args.config), target_fps=args.target_fps)
+    return run_camera_gui(options, quit_request, summary=args.summary)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QTimer
-from PyQt6.QtWidgets import QApplication
+from PyQt6.QtWidgets import QApplication, QMainWindow
 
+from app.gui.camera_window import CameraWindow
 from app.gui.main_window import MainWindow
+from app.gui.multi_session import CameraOptions, MultiSession
 from app.gui.session import Session, SessionOptions
 from app.gui.theme import apply_theme
 
@@ -37,7 +39,7 @@ class QuitOnFrames(QObject):
     wrong) with exit code 1.
     """
 
-    def __init__(self, window: MainWindow, session: Session, request: QuitRequest) -> None:
+    def __init__(self, window: QMainWindow, session: Session | MultiSession, request: QuitRequest) -> None:
         super().__init__(window)
         self.window = window
         self.request = request
@@ -77,11 +79,31 @@ def run_gui(options: SessionOptions, quit_request: QuitRequest | None = None, su
     With ``summary``, one JSON line describing the run (the ``run`` command's figures) goes to
     stdout at the end, so scripts can compare the window against a headless run.
     """
+    app = _application()
+    window = MainWindow()
+    return _run(app, window, Session(window, options), quit_request, summary)
+
+
+def run_camera_gui(options: CameraOptions, quit_request: QuitRequest | None = None, summary: bool = False) -> int:
+    """The camera grid of a ``cameras.yaml``, until the window is closed; returns the exit code.
+
+    ``quit_request`` counts the frames processed over all cameras; ``summary`` prints the
+    ``monitor`` command's per-camera figures.
+    """
+    app = _application()
+    window = CameraWindow(options.names)
+    return _run(app, window, MultiSession(window, options), quit_request, summary)
+
+
+def _application() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("DynaStream")
     apply_theme(app)
-    window = MainWindow()
-    session = Session(window, options)
+    return app
+
+
+def _run(app: QApplication, window: QMainWindow, session: Session | MultiSession, quit_request: QuitRequest | None,
+         summary: bool) -> int:
     hook = QuitOnFrames(window, session, quit_request) if quit_request is not None else None
     window.show()
     session.start()
@@ -95,7 +117,7 @@ def run_gui(options: SessionOptions, quit_request: QuitRequest | None = None, su
 
 
 @contextlib.contextmanager
-def _close_on_interrupt(window: MainWindow) -> Iterator[None]:
+def _close_on_interrupt(window: QMainWindow) -> Iterator[None]:
     """Ctrl-C in the terminal closes the window cleanly (recording flushed) instead of being lost.
 
     Python runs signal handlers only between bytecodes, and Qt's event loop is C++: a timer

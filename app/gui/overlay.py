@@ -7,7 +7,7 @@ whatever the video's resolution and the window's size.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from PyQt6.QtCore import QPointF, QRectF, Qt
@@ -85,6 +85,7 @@ def paint_detections(painter: QPainter, det: Detections, mapping: ImageMapping,
     font = _font(LABEL_POINT_SIZE, bold=True)
     metrics = QFontMetricsF(font)
     painter.setFont(font)
+    taken: list[QRectF] = []  # labels drawn so far: crowded scenes must not stack them
     for box, score, class_id, label in zip(det.boxes, det.scores, det.class_ids, det.labels):
         if keep and label not in keep:
             continue
@@ -93,25 +94,30 @@ def paint_detections(painter: QPainter, det: Detections, mapping: ImageMapping,
         painter.setPen(QPen(color, 2.0))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(rect)
-        _paint_label(painter, f"{label} {float(score):.2f}", rect, color, metrics, mapping.target, avoid)
+        taken.append(_paint_label(painter, f"{label} {float(score):.2f}", rect, color, metrics, mapping.target,
+                                  avoid, taken))
 
 
-def label_rect(width: float, height: float, box: QRectF, bounds: QRectF, avoid: QRectF | None = None) -> QRectF:
+def label_rect(width: float, height: float, box: QRectF, bounds: QRectF, avoid: QRectF | None = None,
+               taken: Sequence[QRectF] = ()) -> QRectF:
     """Where a ``width`` x ``height`` label of ``box`` goes: above the box; else just inside its
-    top (no room above, or the badge is there); else just below the box. Always within ``bounds``."""
+    top (no room above, or the badge is there); else just below the box. Always within ``bounds``.
+    Of those places, one clear of the labels already ``taken`` wins, unless only the badge's is."""
     left = min(max(box.left() - 1, bounds.left()), max(bounds.left(), bounds.right() - width))
     places = [box.top() - height, box.top(), box.bottom()]
     fits = [top for top in places if top >= bounds.top() and top + height <= bounds.bottom()]
     clear = [top for top in fits if avoid is None or not QRectF(left, top, width, height).intersects(avoid)]
-    return QRectF(left, (clear or fits or [box.top()])[0], width, height)
+    free = [top for top in clear if not any(QRectF(left, top, width, height).intersects(t) for t in taken)]
+    return QRectF(left, (free or clear or fits or [box.top()])[0], width, height)
 
 
 def _paint_label(painter: QPainter, text: str, box: QRectF, color: QColor, metrics: QFontMetricsF,
-                 bounds: QRectF, avoid: QRectF | None) -> None:
-    label = label_rect(metrics.horizontalAdvance(text) + 8, metrics.height() + 2, box, bounds, avoid)
+                 bounds: QRectF, avoid: QRectF | None, taken: Sequence[QRectF]) -> QRectF:
+    label = label_rect(metrics.horizontalAdvance(text) + 8, metrics.height() + 2, box, bounds, avoid, taken)
     painter.fillRect(label, color)
     painter.setPen(_LABEL_TEXT)
     painter.drawText(label, Qt.AlignmentFlag.AlignCenter, text)
+    return label
 
 
 @dataclass(frozen=True)
