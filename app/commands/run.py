@@ -172,8 +172,9 @@ class StreamingRun:
                 continue
             if isinstance(item, StreamEnd):
                 if item.reason == "failed":
-                    error = self.pipeline.capture.stats.last_error or self.pipeline.engine.stats.error
-                    return "error", f"{self.display}: {error or 'stream failed'}"
+                    error = str(item.error) if item.error else "stream failed"
+                    # Source errors already name the source; say it once.
+                    return "error", error if self.display in error else f"{self.display}: {error}"
                 return "eof", None
             self.processed += 1
             self.second_exits += item.detections.exit == 2

@@ -210,7 +210,7 @@ class Session(QObject):
     @property
     def frames_processed(self) -> int:
         """Frames processed by every pipeline of this session."""
-        current = self.pipeline.engine.stats.frames_processed if self.pipeline is not None else 0
+        current = self.pipeline.stats.engine.frames_processed if self.pipeline is not None else 0
         return self._processed_before + current
 
     def routing_mode(self) -> RoutingMode:
@@ -270,8 +270,9 @@ class Session(QObject):
             return
         self.bridge.detach()
         pipeline, self.pipeline = self.pipeline, None
-        self._processed_before += pipeline.engine.stats.frames_processed
-        self._second_before += pipeline.engine.stats.frames_second_exit
+        engine = pipeline.stats.engine
+        self._processed_before += engine.frames_processed
+        self._second_before += engine.frames_second_exit
         if not pipeline.shutdown(timeout=STOP_TIMEOUT):
             logger.warning("a pipeline worker did not stop in time; the recording may be incomplete")
             # The next pipeline reuses the predictor, which only one engine thread may use.
@@ -356,7 +357,7 @@ class Session(QObject):
         if pipeline is None:
             return
         if end.failed:
-            error = pipeline.capture.stats.last_error or pipeline.engine.stats.error or "stream failed"
+            error = str(end.error) if end.error else "stream failed"
             self._stop_pipeline()
             self._show_error(error)
             self.window.view.set_state(ViewState("Source failed", error, "error"))

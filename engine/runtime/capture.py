@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 #: being played fast to catch up.
 PACING_SLACK = 0.5
 _reader_ids = itertools.count()
+#: What the watchdog returns when a short wait (not the stall timeout) ran out.
+_QUIET = Failed(SourceError("quiet"))
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,15 @@ class Capture(Worker):
         # Live frames are stamped by when they were captured, not when they arrived (see CaptureTimes).
         times: CaptureTimes[RawFrame] | None = CaptureTimes() if self.spec.is_live else None
         while True:
-            event = self._await(worker, timeout, what)
+            release_at = times.release_at() if times is not None else None
+            if release_at is not None:
+                event = self._await(worker, min(timeout, max(0.0, release_at - time.time())), what, quiet=True)
+                if event is _QUIET:  # the burst is over: what is held goes out now
+                    if not self._deliver_all(times.flush(), outcome, source_id, live=True):
+                        return
+                    continue
+            else:
+                event = self._await(worker, timeout, what)
             if event is None:
                 outcome.stopped = True
                 return
@@ -317,11 +327,16 @@ class Capture(Worker):
             outcome.delivered += 1
         return True
 
-    def _await(self, worker: ReaderThread, timeout: float, what: str) -> ReaderEvent | None:
-        """The watchdog: the reader's next event, ``Failed`` after ``timeout``, None on stop()."""
+    def _await(self, worker: ReaderThread, timeout: float, what: str, quiet: bool = False) -> ReaderEvent | None:
+        """The watchdog: the reader's next event, ``Failed`` after ``timeout``, None on stop().
+
+        With ``quiet``, the timeout is only a pause to act on (``_QUIET`` is returned instead).
+        """
         deadline = time.monotonic() + timeout
         while not self._stop.is_set():
             remaining = deadline - time.monotonic()
+            if remaining <= 0 and quiet:
+                return _QUIET
             if remaining <= 0:
                 logger.warning("capture %s: %s; abandoning the connection", self.spec.display, what)
                 return Failed(SourceError(f"{self.spec.display}: {what}"))

@@ -29,7 +29,7 @@ from engine.runtime.queues import DropPolicy
 from engine.runtime.recorder import FanOut, LatestResult, RecordingTap
 from engine.runtime.recording import Recording, join_or_stop
 from engine.runtime.routing import RoutingMode
-from engine.runtime.shared_engine import Lane, LaneStats, SharedEngine
+from engine.runtime.shared_engine import EngineStats, Lane, SharedEngine
 
 if TYPE_CHECKING:
     from engine.model.predictor import Predictor
@@ -43,7 +43,7 @@ class CameraStats:
 
     name: str
     capture: CaptureStats
-    lane: LaneStats
+    lane: EngineStats
     frames_dropped: int
     frames_recorded: int
     failure: str | None
@@ -188,17 +188,13 @@ class Monitor:
     def stats(self, name: str) -> CameraStats:
         feed = next(f for f in self.feeds if f.name == name)
         if feed.capture is None:
-            return CameraStats(name, CaptureStats(state="failed", last_error=feed.failure), LaneStats(), 0, 0,
+            return CameraStats(name, CaptureStats(state="failed", last_error=feed.failure), EngineStats(), 0, 0,
                                feed.failure)
         capture = feed.capture.stats
         lane = self.engine.lane_stats(name)
         dropped = capture.frames_dropped + (feed.fanout.dropped if feed.fanout else 0) + lane.frames_skipped
         recorded = feed.recording.writer.stats.frames_written if feed.recording is not None else 0
-        failure = None
-        if lane.ended is not None and lane.ended.failed:
-            failure = str(lane.ended.error) if lane.ended.error else (self.engine.failure or capture.last_error
-                                                                      or "stream failed")
-        return CameraStats(name, capture, lane, dropped, recorded, failure)
+        return CameraStats(name, capture, lane, dropped, recorded, lane.error)
 
 
 def _drain(target: queue.Queue) -> None:

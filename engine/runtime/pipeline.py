@@ -1,4 +1,8 @@
-"""Wiring of the streaming runtime: capture -> (fan-out) -> engine -> results, and the recorder.
+"""Wiring of the single-stream runtime: capture -> (fan-out) -> engine -> results, and the recorder.
+
+It is the one-camera case of the multi-camera machinery: the same
+:class:`~engine.runtime.shared_engine.SharedEngine` with one lane, whose outputs are the
+results queue, the newest-result holder and (all-frames mode) the recording tap.
 
 All-frames mode (files by default): every frame is processed in order with back-pressure, and
 the recording gets each frame with its own detections. Live mode (cameras, streams, files with
@@ -16,18 +20,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.model.calibration import Calibration
+from engine.runtime.allocation import Allocator
 from engine.runtime.capture import Capture, CaptureStats
-from engine.runtime.inference import EngineStats, InferenceEngine
+from engine.runtime.outputs import QueueOutput, ResultOutput
 from engine.runtime.queues import DropPolicy, StreamEnd
 from engine.runtime.recorder import FanOut, LatestResult, RecordingTap
 from engine.runtime.recording import Recording, join_or_stop
 from engine.runtime.routing import RoutingMode
+from engine.runtime.shared_engine import EngineStats, Lane, SharedEngine
 from engine.runtime.writer import Writer, WriterStats
 
 if TYPE_CHECKING:  # the predictor brings torch; torch-free importers (the GUI) only need the types
     from engine.model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
+
+#: The one lane's name (it appears in nothing the user sees).
+LANE = "stream"
 
 
 @dataclass(frozen=True)
@@ -78,9 +87,12 @@ class Pipeline:
         else:
             engine_input = self.capture.output
             self.fanout = None
-        self.engine = InferenceEngine(predictor, engine_input, [(self.results, result_policy)], config.mode,
-                                      calibration, latest=self.latest, tap=None if self.live else self.tap,
-                                      source_paced=self.live)
+        self._results_output = QueueOutput(self.results, result_policy)
+        outputs: list[ResultOutput] = [self.latest, self._results_output]
+        if not self.live:
+            outputs.append(self.tap)
+        lane = Lane(LANE, engine_input, outputs, live=self.live)
+        self.engine = SharedEngine(predictor, [lane], Allocator(config.mode, "global", [LANE], calibration))
         self.classes = config.classes
         self._recording = Recording(config.record, self.latest, config.classes) if config.record else None
         self._finished_recordings: list[Recording] = []
@@ -184,7 +196,7 @@ class Pipeline:
 
     def _drain_results(self) -> None:
         # A blocked engine put would otherwise wait for a consumer that has gone away.
-        self.engine.outputs = [(q, DropPolicy.LIVE) for q, _ in self.engine.outputs]
+        self._results_output.abandon()
         try:
             while True:
                 self.results.get_nowait()
@@ -200,5 +212,7 @@ class Pipeline:
         writer_stats = writer.stats if writer else None
         if writer is not None and self.recording:
             recorded += writer_stats.frames_written
-        return PipelineStats(self.capture.stats, self.engine.stats, writer_stats, dropped, recorded,
+        engine = self.engine.lane_stats(LANE)
+        dropped += engine.frames_skipped
+        return PipelineStats(self.capture.stats, engine, writer_stats, dropped, recorded,
                              paused=self.capture.paused)

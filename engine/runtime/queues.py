@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine.errors import SourceError
+from engine.errors import UserError
 
 T = TypeVar("T")
 
@@ -42,12 +42,13 @@ class StreamEnd:
     Attributes:
         reason: ``"eof"`` (the source ended), ``"stopped"`` (``stop()`` was called) or
             ``"failed"`` (the source could not be opened or read, reconnects included).
-        error: the one-line user-facing error, for ``"failed"``; with ``"eof"`` it may tell
-            that the end of a file was damaged (the frames before the damage were delivered).
+        error: the one-line user-facing error, for ``"failed"`` (the source's, or the engine's
+            when it broke); with ``"eof"`` it may tell that the end of a file was damaged (the
+            frames before the damage were delivered).
     """
 
     reason: str
-    error: SourceError | None = None
+    error: UserError | None = None
 
     @property
     def failed(self) -> bool:

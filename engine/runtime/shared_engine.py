@@ -28,6 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from engine.errors import UserError
 from engine.runtime.allocation import Allocator
 from engine.runtime.controller import ControllerState
 from engine.runtime.frames import Frame, Result
@@ -45,21 +48,41 @@ logger = logging.getLogger(__name__)
 #: Longest idle wait before looking at the lanes again (seconds). Polling keeps the capture
 #: side free of engine-specific queues; 2 ms bounds the added latency at a negligible CPU cost.
 IDLE_WAIT = 0.002
+#: Frames the recent latency figures cover (about 20 s at 30 fps).
+RECENT_FRAMES = 600
 #: A live lane that delivered nothing for this long no longer counts towards the supply rate.
 SUPPLY_STALE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
-class LaneStats:
-    """One camera's processing counters, safe to read from any thread."""
+class EngineStats:
+    """One camera's processing figures, safe to read from any thread.
+
+    Attributes:
+        frames_processed, frames_second_exit: counts so far.
+        frames_skipped: newer frames replaced this one's pending frame before it was due (live).
+        processing_fps: results per second over the last few dozen frames.
+        mean_latency_ms, p50_latency_ms, p95_latency_ms: capture to result, over the whole run.
+        recent_latency_ms, recent_p95_latency_ms: the same over the last :data:`RECENT_FRAMES`.
+        mean_engine_ms: the engine's own time per frame, recently.
+        mode: the routing mode, described.
+        controller: the rate controller's last decision (shared by every camera), if it runs.
+        last_score, last_threshold: the latest frame's router score and the threshold it met.
+        ended: how the camera's stream ended (with its failure), once it has.
+    """
 
     frames_processed: int = 0
     frames_second_exit: int = 0
-    frames_skipped: int = 0  # newer frames replaced this one before it was due (live lanes)
+    frames_skipped: int = 0
     processing_fps: float = 0.0
     mean_latency_ms: float = 0.0
     p50_latency_ms: float = 0.0
     p95_latency_ms: float = 0.0
+    recent_latency_ms: float = 0.0
+    recent_p95_latency_ms: float = 0.0
+    mean_engine_ms: float = 0.0
+    mode: str = ""
+    controller: ControllerState | None = None
     last_score: float | None = None
     last_threshold: float | None = None
     ended: StreamEnd | None = None
@@ -67,6 +90,13 @@ class LaneStats:
     @property
     def second_exit_fraction(self) -> float:
         return self.frames_second_exit / self.frames_processed if self.frames_processed else 0.0
+
+    @property
+    def error(self) -> str | None:
+        """The failure the stream ended with, as one line."""
+        if self.ended is None or not self.ended.failed:
+            return None
+        return str(self.ended.error) if self.ended.error else "stream failed"
 
 
 @dataclass
@@ -118,12 +148,14 @@ class Lane:
 
 
 class _LaneCounters:
-    """Mutable per-lane figures, owned by the engine thread; published as :class:`LaneStats`."""
+    """Mutable per-lane figures, owned by the engine thread; published as :class:`EngineStats`."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str) -> None:
         self.latency = LatencyHistogram()
+        self.recent: deque[float] = deque(maxlen=RECENT_FRAMES)
+        self.engine_ms: deque[float] = deque(maxlen=120)
         self.done_times: deque[float] = deque(maxlen=60)
-        self.stats = LaneStats()
+        self.stats = EngineStats(mode=mode)
 
 
 class SharedEngine(Worker):
@@ -148,13 +180,14 @@ class SharedEngine(Worker):
         self.pace = pace
         self._lock = threading.Lock()
         self._pending_mode: RoutingMode | None = None
-        self._counters = {lane.name: _LaneCounters() for lane in lanes}
+        self._counters = {lane.name: _LaneCounters(allocator.mode.describe()) for lane in lanes}
+        self._timing_reset = False
         self._last_done: float | None = None
         self._controller: ControllerState | None = None
         self.failure: str | None = None
         super().__init__("engine")
 
-    def lane_stats(self, name: str) -> LaneStats:
+    def lane_stats(self, name: str) -> EngineStats:
         with self._lock:
             return self._counters[name].stats
 
@@ -168,6 +201,11 @@ class SharedEngine(Worker):
         with self._lock:
             self._pending_mode = mode
 
+    def reset_rate(self) -> None:
+        """Start the rate measurements afresh (after a pause, which is not slowness)."""
+        with self._lock:
+            self._timing_reset = True
+
     def _run(self) -> None:
         end = StreamEnd("stopped")
         try:
@@ -178,7 +216,7 @@ class SharedEngine(Worker):
         except Exception as exc:  # the lanes must always be ended, even on a bug
             logger.exception("engine failed")
             self.failure = f"engine failed ({type(exc).__name__}: {exc})"
-            end = StreamEnd("failed")
+            end = StreamEnd("failed", UserError(self.failure))
         for lane in self.lanes:
             if not lane.closed:
                 self._close(lane, end)
@@ -210,8 +248,13 @@ class SharedEngine(Worker):
     def _process(self, lane: Lane) -> None:
         with self._lock:
             mode, self._pending_mode = self._pending_mode, None
+            reset, self._timing_reset = self._timing_reset, False
         if mode is not None:
             self.allocator.set_mode(mode)
+        if reset:
+            self._last_done = None
+            for counters in self._counters.values():
+                counters.done_times.clear()
         frame, lane.pending = lane.pending, None
         start = time.perf_counter()
         lane.last_start = start
@@ -227,8 +270,8 @@ class SharedEngine(Worker):
         result = Result(frame, det, latency_ms, {"engine_ms": engine_ms, "camera": lane.name})
         for output in lane.outputs:
             output.offer(result, self._stop)
-        self._record(lane.name, det, latency_ms, decision.threshold if decision.route == "auto" else None,
-                     decision.controller)
+        self._record(lane.name, det, latency_ms, engine_ms,
+                     decision.threshold if decision.route == "auto" else None, decision.controller)
         state = decision.controller
         if self.pace and state is not None and state.pace:
             remaining = 1.0 / state.target_fps - (time.perf_counter() - start)
@@ -277,21 +320,26 @@ class SharedEngine(Worker):
         with self._lock:
             counters.stats = replace(counters.stats, frames_skipped=counters.stats.frames_skipped + skipped)
 
-    def _record(self, name: str, det, latency_ms: float, threshold: float | None,
+    def _record(self, name: str, det, latency_ms: float, engine_ms: float, threshold: float | None,
                 controller: ControllerState | None) -> None:
         counters = self._counters[name]
         counters.latency.add(latency_ms)
+        counters.recent.append(latency_ms)
+        counters.engine_ms.append(engine_ms)
         counters.done_times.append(time.perf_counter())
         times = counters.done_times
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        recent = np.fromiter(counters.recent, float, len(counters.recent))
         with self._lock:
             s = counters.stats
-            counters.stats = LaneStats(
+            counters.stats = EngineStats(
                 frames_processed=s.frames_processed + 1, frames_second_exit=s.frames_second_exit + (det.exit == 2),
                 frames_skipped=s.frames_skipped, processing_fps=fps, mean_latency_ms=counters.latency.mean,
                 p50_latency_ms=counters.latency.percentile(50), p95_latency_ms=counters.latency.percentile(95),
-                last_score=det.router_score,
-                last_threshold=threshold, ended=s.ended,
+                recent_latency_ms=float(recent.mean()), recent_p95_latency_ms=float(np.percentile(recent, 95)),
+                mean_engine_ms=float(np.mean(counters.engine_ms)), mode=self.allocator.mode.describe(),
+                controller=controller or s.controller, last_score=det.router_score, last_threshold=threshold,
+                ended=s.ended,
             )
             if controller is not None:
                 self._controller = controller

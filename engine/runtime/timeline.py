@@ -24,6 +24,9 @@ FORWARD_RESET = 5.0
 #: Most frames (and seconds) a live connection's first frames are held while they arrive in a burst.
 MAX_HOLD_FRAMES = 32
 MAX_HOLD_SECONDS = 2.0
+#: A burst is over when no frame followed the last held one for this long (seconds): release
+#: the held frames then, or a source that sends one frame and pauses would have it held for good.
+HOLD_QUIET_SECONDS = 0.25
 
 
 class PtsClock:
@@ -146,6 +149,10 @@ class CaptureTimes(Generic[T]):
                 or arrival - self._held[0].arrival >= self._max_seconds:
             return self.flush()
         return []
+
+    def release_at(self) -> float | None:
+        """When the held frames are due for release without a next frame (``time.time()``); None when none are held."""
+        return self._held[-1].arrival + HOLD_QUIET_SECONDS if self._held else None
 
     def flush(self) -> list[Timed[T]]:
         """Release the held frames with the best estimate so far (also at the end of a connection)."""

@@ -116,7 +116,7 @@ def test_rtsp_reconnects_and_keeps_recording(tiny_weights, tmp_path, rtsp_server
     proc = subprocess.Popen(command(tiny_weights, "--source", rtsp_server.url, "--record", str(record),
                                     "--duration", "14", "--stall-timeout", "2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    time.sleep(5)
+    wait_for_content(record, seconds=2)  # the stream is flowing (model loading takes a while on a busy machine)
     rtsp_server.kill()
     time.sleep(1.5)
     rtsp_server.start()

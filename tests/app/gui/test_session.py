@@ -22,8 +22,8 @@ def test_target_slider_moves_the_controller_target(start_session, videos, qtbot)
     slider.setValue(slider.value() - 30)  # 3 fps lower, as a drag would
     target = window.controls.routing.target_fps
     assert target == 5.0
-    qtbot.waitUntil(lambda: session.pipeline.engine.policy.mode == RoutingMode("target_fps", 5.0), timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: session.pipeline.engine.stats.controller.target_fps == 5.0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: session.pipeline.engine.allocator.mode == RoutingMode("target_fps", 5.0), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: session.pipeline.stats.engine.controller.target_fps == 5.0, timeout=WAIT_MS)
 
 
 def test_badge_follows_the_engine_decisions(start_session, videos, qtbot):
@@ -33,7 +33,7 @@ def test_badge_follows_the_engine_decisions(start_session, videos, qtbot):
         qtbot.waitUntil(lambda exit_taken=exit_taken: window.view.result.detections.exit == exit_taken,
                         timeout=WAIT_MS)
         assert window.view.badge_text()[0] == f"EXIT {exit_taken}"
-        assert session.pipeline.engine.policy.mode == RoutingMode(kind)
+        assert session.pipeline.engine.allocator.mode == RoutingMode(kind)
 
 
 def test_switch_source_and_mode_while_running(start_session, videos, qtbot):
@@ -45,7 +45,7 @@ def test_switch_source_and_mode_while_running(start_session, videos, qtbot):
     assert session.pipeline is not first and first.join(0)  # the old pipeline's workers ended
     pick_mode(window, "threshold")
     window.controls.routing.value_slider.setValue(20)
-    qtbot.waitUntil(lambda: session.pipeline.engine.policy.mode == RoutingMode("threshold", 0.2), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: session.pipeline.engine.allocator.mode == RoutingMode("threshold", 0.2), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.view.result.detections.threshold == 0.2, timeout=WAIT_MS)
 
 
@@ -134,4 +134,4 @@ def test_an_automatic_target_never_exceeds_the_source_rate(start_session, qtbot,
     window, session = start_session(clip)  # no --target-fps: the app picks 10 fps for an uncalibrated model
     qtbot.waitUntil(lambda: session.target_fps == 5.0, timeout=WAIT_MS)
     assert window.controls.routing.target_fps == 5.0
-    qtbot.waitUntil(lambda: session.pipeline.engine.stats.controller.target_fps == 5.0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: session.pipeline.stats.engine.controller.target_fps == 5.0, timeout=WAIT_MS)
