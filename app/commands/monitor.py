@@ -167,7 +167,7 @@ class MonitorRun:
             if hasattr(item, "reason"):  # the camera's StreamEnd
                 self.ended[camera] = "error" if item.failed else "eof"
                 if item.failed:
-                    logger.warning("camera %s: %s", camera, self.runner.stats(camera).failure)
+                    logger.warning("%s: %s", camera, self.runner.stats(camera).failure)
                 continue
             self.processed[camera] += 1
             self.second[camera] += item.detections.exit == 2

@@ -96,6 +96,8 @@ class Capture(Worker):
         folder_fps: playback rate of image folders (also sets their timestamps).
         loop: start files and image folders over at their end, on one continuous timeline
             (the recording and the rate controller carry on as if the video were longer).
+        name: the camera's name, put before every log line of this capture (several cameras
+            log to one stream in a monitor).
 
     Raises:
         SourceError: at once for sources that cannot exist (see :func:`parse_source`).
@@ -115,12 +117,14 @@ class Capture(Worker):
         backoff_max: float = 8.0,
         folder_fps: float = 25.0,
         loop: bool = False,
+        name: str | None = None,
     ) -> None:
         if queue_size < 1 or open_timeout <= 0 or stall_timeout <= 0 or folder_fps <= 0:
             raise ValueError("queue_size, open_timeout, stall_timeout and folder_fps must be positive")
         if max_reconnects is not None and max_reconnects < 0:
             raise ValueError(f"max_reconnects must be None or >= 0, got {max_reconnects}")
         self.spec: SourceSpec = parse_source(source)
+        self._log = logging.LoggerAdapter(logger) if name is None else _Prefixed(logger, name)
         self.policy = policy or (DropPolicy.LIVE if self.spec.is_live or realtime else DropPolicy.ALL_FRAMES)
         self.output: queue.Queue[Frame | StreamEnd] = queue.Queue(maxsize=queue_size)
         self._realtime = realtime and not self.spec.is_live
@@ -151,7 +155,7 @@ class Capture(Worker):
 
     def start(self) -> None:
         """Start capturing in the background."""
-        logger.info("capture %s: starting (%s policy)", self.spec.display, self.policy.value)
+        self._log.info("capture %s: starting (%s policy)", self.spec.display, self.policy.value)
         super().start()
 
     def stop(self) -> None:
@@ -191,15 +195,15 @@ class Capture(Worker):
             end = self._supervise()
         except Exception as exc:
             # A bug here must not leave the consumer waiting for a sentinel that never comes.
-            logger.exception("capture %s: unexpected failure", self.spec.display)
+            self._log.exception("capture %s: unexpected failure", self.spec.display)
             end = StreamEnd("failed", SourceError(f"{self.spec.display}: capture failed ({exc})"))
         error_text = str(end.error) if end.error else self.stats.last_error
         self._update(state=end.reason, last_error=error_text)
         with self._lock:
             self._retry_at = None
         if end.error is not None:
-            logger.warning("capture: %s", end.error)
-        logger.info("capture %s: finished (%s)", self.spec.display, end.reason)
+            self._log.warning("capture: %s", end.error)
+        self._log.info("capture %s: finished (%s)", self.spec.display, end.reason)
         dropped = put_end(self.output, end, self._stop, self.policy)
         if not self._stop.is_set():
             # After stop() the consumer no longer reads: frames still queued were in flight
@@ -256,7 +260,7 @@ class Capture(Worker):
         delay = self._backoff.next_delay()
         reason = str(outcome.error) if outcome.error else f"{self.spec.display}: stream ended"
         limit = "" if self._max_reconnects is None else f"/{self._max_reconnects}"
-        logger.warning("capture: %s; reconnecting in %.1f s (attempt %d%s)", reason, delay, attempt, limit)
+        self._log.warning("capture: %s; reconnecting in %.1f s (attempt %d%s)", reason, delay, attempt, limit)
         with self._lock:
             self._retry_at = time.monotonic() + delay
         self._update(state="reconnecting")
@@ -338,7 +342,7 @@ class Capture(Worker):
             if remaining <= 0 and quiet:
                 return _QUIET
             if remaining <= 0:
-                logger.warning("capture %s: %s; abandoning the connection", self.spec.display, what)
+                self._log.warning("capture %s: %s; abandoning the connection", self.spec.display, what)
                 return Failed(SourceError(f"{self.spec.display}: {what}"))
             event = get_item(worker.events, min(POLL_INTERVAL, remaining))
             if event is not None:
@@ -348,7 +352,7 @@ class Capture(Worker):
     def _on_opened(self, info: SourceInfo) -> None:
         self._clock.set_fps(info.fps)
         self._update(fps=info.fps)
-        logger.info(
+        self._log.info(
             "capture %s: opened (%dx%d, %s fps, %s)",
             self.spec.display,
             info.width,
@@ -374,7 +378,7 @@ class Capture(Worker):
                 self._stats, frames_read=index + 1, width=width, height=height, state="live"
             )
         if first and source_id > 0:
-            logger.info("capture %s: reconnected, receiving %dx%d", self.spec.display, width, height)
+            self._log.info("capture %s: reconnected, receiving %dx%d", self.spec.display, width, height)
         if self._realtime:
             if not self._pace(pts):
                 return False
@@ -409,6 +413,17 @@ class Capture(Worker):
             self._pace_origin = now - pts
         delay = self._pace_origin + pts - now
         return delay <= 0 or not self._stop.wait(delay)
+
+
+class _Prefixed(logging.LoggerAdapter):
+    """Log lines of one camera: ``gate: capture rtsp://...: opened``."""
+
+    def __init__(self, base: logging.Logger, name: str) -> None:
+        super().__init__(base, {"camera": name})
+        self.prefix = f"{name}: "
+
+    def process(self, msg, kwargs):
+        return self.prefix + str(msg), kwargs
 
 
 def probe_source(

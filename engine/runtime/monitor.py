@@ -72,7 +72,7 @@ class CameraFeed:
         try:
             self.capture: Capture | None = Capture(
                 settings.source, realtime=settings.realtime, stall_timeout=settings.stall_timeout,
-                max_reconnects=settings.max_reconnects, loop=settings.loop)
+                max_reconnects=settings.max_reconnects, loop=settings.loop, name=settings.name)
         except SourceError as exc:
             self.capture = None
             self.failure = str(exc)
@@ -138,7 +138,7 @@ class Monitor:
         self.feeds = [CameraFeed(settings) for settings in cameras]
         for feed in self.feeds:
             if feed.failure is not None:
-                logger.warning("camera %s: %s", feed.name, feed.failure)
+                logger.warning("%s: %s", feed.name, feed.failure)
         self.results: queue.Queue = queue.Queue(maxsize=results_queue)
         self.running = [feed for feed in self.feeds if feed.failure is None]
         self._consumers = {feed.name: QueueOutput(self.results, DropPolicy.ALL_FRAMES, tag=feed.name)

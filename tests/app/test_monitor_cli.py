@@ -40,7 +40,8 @@ def events_of(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_files_and_a_missing_camera(tiny_weights, tmp_path, capsys):
+def test_files_and_a_missing_camera(tiny_weights, tmp_path, capsys, caplog):
+    caplog.set_level("INFO", logger="engine.runtime.capture")
     make_video(tmp_path / "a.mp4", frames=12, fps=10, size=(96, 64))
     make_video(tmp_path / "b.mp4", frames=7, fps=10, size=(64, 48))
     config = write_config(tmp_path / "cameras.yaml", tiny_weights, [
@@ -59,6 +60,8 @@ def test_files_and_a_missing_camera(tiny_weights, tmp_path, capsys):
     assert cameras["a"]["frames_recorded"] == 12 and len(read_times(tmp_path / "a-rec.mp4")) == 12
     assert [e["frame"] for e in events_of(tmp_path / "b.jsonl")] == list(range(7))
     assert summary["allocation"] == "per-camera" and summary["mode"] == "second_fraction=0.5"
+    captures = [r.getMessage() for r in caplog.records if r.name == "engine.runtime.capture"]
+    assert any(m.startswith("a: capture ") for m in captures) and any(m.startswith("b: capture ") for m in captures)
 
 
 @pytest.mark.parametrize(("cameras", "message"), [
@@ -123,3 +126,41 @@ def test_an_rtsp_outage_never_slows_the_file_cameras(tiny_weights, tmp_path, cap
         assert max(b - a for a, b in itertools.pairwise(times)) < 2.0
         assert len(read_times(tmp_path / f"{name}-rec.mp4")) >= 0.9 * cameras[name]["frames_read"]
     assert len(read_times(tmp_path / "street-rec.mp4")) > 0
+
+
+@pytest.mark.timeout(90)
+def test_metrics_are_labelled_by_camera(tiny_weights, tmp_path, capsys):
+    import urllib.request
+
+    from tests.support.servers import free_port
+
+    for name in ("north", "south"):
+        make_video(tmp_path / f"{name}.mp4", frames=40, fps=10, size=(64, 48))
+    config = write_config(tmp_path / "cameras.yaml", tiny_weights, [
+        {"name": name, "source": str(tmp_path / f"{name}.mp4"), "realtime": True, "loop": True}
+        for name in ("north", "south")])
+    port = free_port()
+    scraped: list[str] = []
+
+    def scrape() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not scraped:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if 'dynastream_camera_frames_processed_total{camera="south"' in text:
+                scraped.append(text)
+            time.sleep(0.2)
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    rc, summary, err = monitor(capsys, config, "--duration", "8", "--metrics-port", str(port))
+    scraper.join(5)
+    assert rc == 0, err
+    assert scraped, "no per-camera metrics were served"
+    for name in ("north", "south"):
+        assert f'dynastream_camera_up{{camera="{name}"}} 1.0' in scraped[0]
+        assert f'dynastream_camera_processing_fps{{camera="{name}"}}' in scraped[0]
+        assert f'dynastream_camera_latency_seconds_count{{camera="{name}"}}' in scraped[0]
