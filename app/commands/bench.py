@@ -1,7 +1,11 @@
-"""`bench`: latency of each exit path with one backend, against eager PyTorch in the same process.
+"""`bench`: every available backend (PyTorch, ONNX Runtime, OpenVINO) side by side in one process.
 
-A path is everything a frame runs: ``exit1`` is stage 1 then exit 1, ``exit2`` is stage 1 then
-exit 2. Batch 1, float32, a fixed random image, warm-up runs before the timed ones.
+Per backend: stage 1 alone and each exit path (``exit1`` is stage 1 then exit 1, ``exit2`` is
+stage 1 then exit 2), each exit alone, achieved GFLOP/s, the speed-up over eager PyTorch, and the
+streaming pipeline's rate on the demo clip at each exit beside the rate its network allows. The
+top-level figures describe the backend ``--backend`` selects (``auto``: also which runtime it
+picked and from what). Batch 1, float32 input, a fixed random image, warm-up runs first; the
+machine's float32 peak comes from its CPU flags and clock.
 """
 
 from __future__ import annotations
@@ -23,11 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--weights", help="model file (default: the bundled model)")
     source.add_argument("--config", help="architecture YAML or a name like dy-yolov7: random weights")
     parser.add_argument("--imgsz", type=int, help="square input size (default: the model's)")
-    parser.add_argument("--backend", default="auto", help="auto, torch or onnxruntime (default: auto)")
+    parser.add_argument("--backend", default="auto",
+                        help="auto, torch, onnxruntime or openvino: the one the top-level figures describe; every "
+                             "available backend is timed beside it (default: auto)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per path (default: 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs per path first (default: 2)")
     parser.add_argument("--threads", type=int, help="compute threads (default: the backend's choice)")
     parser.add_argument("--width", type=finite_float, help="width multiple override (with --config)")
+    parser.add_argument("--demo-frames", type=int,
+                        help="frames of the demo clip run through the pipeline at each exit per backend "
+                             "(default: all with --weights or the bundled model, none with --config)")
     parser.set_defaults(func=run)
 
 
@@ -37,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
 
     from app.commands.common import check_positive
     from engine.errors import UserError
-    from engine.model.backends import TorchBackend, check_backend_name, make_backend
+    from engine.model.backends import TorchBackend, check_backend_name
     from engine.model.complexity import exit_gflops
 
     for name in ("imgsz", "runs", "threads", "width"):
         check_positive(f"--{name}", getattr(args, name))
-    if args.warmup < 0:
-        raise UserError(f"--warmup must not be negative, got {args.warmup}")
+    if args.warmup < 0 or (args.demo_frames is not None and args.demo_frames < 0):
+        raise UserError("--warmup and --demo-frames must not be negative")
     check_backend_name(args.backend)
     model, weights, source = _load_model(args)
     imgsz = _input_size(args.imgsz, model)
@@ -51,14 +60,46 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)  # eager PyTorch gets the same thread budget
     x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
     # Eager first: the PyTorch backend fuses the model in place.
-    eager = _time_paths(TorchBackend(model, fuse=False, channels_last=False), x, args.runs, args.warmup)
-    backend = make_backend(model, args.backend, args.threads, weights)
-    measured = _time_paths(backend, x, args.runs, args.warmup)
+    eager = _time_paths({"eager": TorchBackend(model, fuse=False, channels_last=False)}, x, args.runs,
+                        args.warmup)["eager"]
+    backends, chosen, choice = _open_backends(model, args.backend, args.threads, weights)
+    measured = _time_paths(backends, x, args.runs, args.warmup)
     gflops = exit_gflops(model.fuse(), imgsz)  # what inference costs: fused
-    threads = getattr(backend, "threads", torch.get_num_threads())
-    print(json.dumps({"model": model.arch.name if model.arch else None, "source": source,
-                      **_summary(backend.name, imgsz, threads, measured, eager, gflops)}))
+    threads = getattr(backends[chosen], "threads", torch.get_num_threads())
+    report = {"model": model.arch.name if model.arch else None, "source": source,
+              **_summary(chosen, imgsz, threads, measured[chosen], eager, gflops),
+              "backends": {name: _backend_row(backends[name], times, eager, gflops)
+                           for name, times in measured.items()},
+              "machine": machine_peak(threads)}
+    if choice is not None:
+        report["auto"] = {"chose": choice.name, "reason": choice.reason, "path_ms": choice.path_ms}
+    # Random weights (--config) find nothing worth timing on the demo unless asked.
+    demo_frames = args.demo_frames if args.demo_frames is not None else (None if weights is not None else 0)
+    if demo_frames != 0:
+        report["pipeline"] = {name: _pipeline_rates(model, backend, demo_frames)
+                              for name, backend in backends.items()}
+    print(json.dumps(report))
     return 0
+
+
+def _open_backends(model: Any, name: str, threads: int | None, weights: Any) -> tuple[dict, str, Any]:
+    """Every available backend (PyTorch, then the graph runtimes when the model exports), the
+    name of the one ``--backend`` selects, and ``auto``'s choice (None unless measured for auto)."""
+    import torch
+
+    from engine.model import backends as staged
+
+    choice = None
+    if name == "auto" and model.onnx_exportable and not torch.cuda.is_available():
+        selected, choice = staged.choose_graph_backend(model, threads, weights)
+    else:
+        selected = staged.make_backend(model, name, threads, weights)
+    backends = {"torch": selected if selected.name == "torch" else staged.TorchBackend(model)}
+    if model.onnx_exportable:
+        for runtime in staged.available_graph_backends():
+            backends[runtime] = selected if selected.name == runtime else staged.open_graph_backend(
+                runtime, model, threads, weights)
+    return backends, selected.name, choice
 
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
@@ -99,24 +140,26 @@ def _input_size(imgsz: int | None, model: Any) -> int:
     return size
 
 
-def _time_paths(backend: Any, x: Any, runs: int, warmup: int) -> dict[str, list[float]]:
-    """Milliseconds per run of stage 1 alone and of each whole exit path."""
-    paths: dict[str, Callable[[], object]] = {
-        "stage1": lambda: backend.stage1(x),
-        "exit1": lambda: backend.exit1(backend.stage1(x)[0]),
-        "exit2": lambda: backend.exit2(backend.stage1(x)[0]),
-    }
-    return {name: _time(run, runs, warmup) for name, run in paths.items()}
+def _time_paths(backends: dict[str, Any], x: Any, runs: int, warmup: int) -> dict[str, dict[str, list[float]]]:
+    """Milliseconds per run of stage 1 alone and of each whole exit path, per backend; the
+    backends take turns run by run, so load on a shared machine hits them alike."""
+    def paths(backend: Any) -> dict[str, Callable[[], object]]:
+        return {"stage1": lambda: backend.stage1(x),
+                "exit1": lambda: backend.exit1(backend.stage1(x)[0]),
+                "exit2": lambda: backend.exit2(backend.stage1(x)[0])}
 
-
-def _time(run: Callable[[], object], runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        run()
-    times = []
+    runners = {name: paths(backend) for name, backend in backends.items()}
+    for by_path in runners.values():
+        for run in by_path.values():
+            for _ in range(warmup):
+                run()
+    times = {name: {path: [] for path in PATHS} for name in backends}
     for _ in range(runs):
-        start = time.perf_counter()
-        run()  # every backend returns host memory, so this also waits for a GPU
-        times.append((time.perf_counter() - start) * 1000)
+        for name, by_path in runners.items():
+            for path, run in by_path.items():
+                start = time.perf_counter()
+                run()  # every backend returns host memory, so this also waits for a GPU
+                times[name][path].append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -148,3 +191,125 @@ def _summary(backend: str, imgsz: int, threads: int, measured: dict[str, list[fl
         "eager": {**{f"{path}_ms": _stats(eager[path]) for path in PATHS}, "gflop_per_s": rate(eager_median)},
         "speedup_vs_eager": {e: round(eager_median[e] / median[e], 2) for e in exits},
     }
+
+
+def _backend_row(backend: Any, measured: dict[str, list[float]], eager: dict[str, list[float]],
+                 gflops: dict[str, float]) -> dict[str, Any]:
+    """One backend's stage and exit times (each exit alone: its path less stage 1), GFLOP/s and
+    speed-up over eager PyTorch."""
+    median, eager_median = _medians(measured), _medians(eager)
+    row: dict[str, Any] = {f"{path}_ms": _stats(measured[path]) for path in PATHS}
+    for e in ("exit1", "exit2"):
+        row[f"{e}_only_ms"] = round(median[e] - median["stage1"], 2)
+    row["gflop_per_s"] = {e: round(gflops[e] / (median[e] / 1000), 1) for e in ("exit1", "exit2")}
+    row["speedup_vs_eager"] = {e: round(eager_median[e] / median[e], 2) for e in ("exit1", "exit2")}
+    precision = getattr(backend, "precision", "f32")
+    row["precision"] = precision
+    return row
+
+
+def machine_peak(threads: int) -> dict[str, Any]:
+    """This CPU's float32 peak from its flags and clock, with the assumption spelled out.
+
+    Peak = threads x clock x 2 FMA pipes x lanes x 2 (an FMA is two FLOPs); lanes are 16 with
+    AVX-512F, 8 with AVX2+FMA, else 4 (SSE, no FMA: counted as separate mul and add pipes).
+    AMD Zen 4 executes a 512-bit FMA as two 256-bit halves, so there the AVX-512 figure is
+    counted at 256-bit width. bf16 dot products (AVX-512 BF16, AMX) double the per-cycle rate.
+    """
+    from engine.model.backends import cpu_flags, cpu_model
+
+    flags, name = cpu_flags(), cpu_model()
+    amd = "AMD" in name.upper()
+    if "avx512f" in flags:
+        isa, lanes = "avx512", 8 if amd else 16
+    elif {"avx2", "fma"} <= flags:
+        isa, lanes = "avx2+fma", 8
+    else:
+        isa, lanes = "sse", 4
+    ghz = _clock_ghz()
+    per_cycle = 2 * lanes * 2
+    peak = threads * ghz * per_cycle if ghz else None
+    bf16 = bool({"avx512_bf16", "amx_bf16"} & flags)
+    return {"cpu": name, "isa": isa, "bf16": bf16, "clock_ghz": ghz, "threads": threads,
+            "flop_per_cycle_per_core": per_cycle, "peak_gflop_per_s": round(peak, 1) if peak else None,
+            "peak_bf16_gflop_per_s": round(2 * peak, 1) if peak and bf16 else None,
+            "assumption": "2 FMA pipes per core; " + ("AMD splits AVX-512 into 256-bit halves; " if amd and
+                                                      isa == "avx512" else "") + "clock from cpufreq max, else "
+                                                                                  "/proc/cpuinfo's current MHz"}
+
+
+def _clock_ghz() -> float | None:
+    from pathlib import Path
+
+    try:
+        return int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e6
+    except (OSError, ValueError):
+        pass
+    from engine.model.backends import _cpuinfo_field
+
+    mhz = _cpuinfo_field("cpu MHz")
+    return round(float(mhz) / 1000, 3) if mhz else None
+
+
+def _pipeline_rates(model: Any, backend: Any, frames: int | None) -> dict[str, Any]:
+    """The streaming pipeline on the demo clip (not real time) at each exit: its frame rate, the
+    rate stage 1 + that exit allow (their times inside the pipeline), and the share of the
+    engine's per-frame time spent outside the network."""
+    from app.commands.common import DEFAULT_VIDEO
+    from engine.model.predictor import Predictor
+
+    predictor = Predictor(backend, model.class_names, model.input_size, stride=model.stride)
+    rows = {f"exit{e}": _run_demo(predictor, route, str(DEFAULT_VIDEO), frames)
+            for e, route in ((1, "first"), (2, "second"))}
+    first, second = rows["exit1"], rows["exit2"]
+    graph_ratio = second["network_ms"] / first["network_ms"]
+    rows["exit1_over_exit2_fps"] = round(first["fps"] / second["fps"], 3)
+    rows["graph_exit2_over_exit1_ms"] = round(graph_ratio, 3)
+    rows["range_kept"] = round(first["fps"] / second["fps"] / graph_ratio, 3)
+    return rows
+
+
+def _run_demo(predictor: Any, route: str, video: str, frames: int | None) -> dict[str, Any]:
+    import numpy as np
+
+    from engine.runtime.pipeline import Pipeline, PipelineConfig
+    from engine.runtime.queues import StreamEnd, get_item
+    from engine.runtime.routing import RoutingMode
+
+    pipeline = Pipeline(PipelineConfig(video, RoutingMode(route)), predictor)
+    network, engine, count, first_at = [], [], 0, None
+    split = dict.fromkeys(("preprocess", "nms", "total"), 0.0)
+    pipeline.start()
+    try:
+        while frames is None or count < frames:
+            item = get_item(pipeline.results, 1.0)
+            if item is None:
+                continue
+            if isinstance(item, StreamEnd):
+                break
+            count += 1
+            if first_at is None:  # the rate counts from the first result: start-up is not throughput
+                first_at = time.perf_counter()
+                continue
+            timings = item.detections.timings_ms
+            network.append(timings["stage1"] + timings[f"exit{item.detections.exit}"])
+            engine.append(item.extra.get("engine_ms", timings["total"]))
+            for part in ("preprocess", "nms", "total"):
+                split[part] += timings[part]
+        elapsed = time.perf_counter() - first_at if first_at else 0.0
+    finally:
+        pipeline.shutdown()
+    fps = (count - 1) / elapsed if elapsed else 0.0
+    network_ms = float(np.mean(network)) if network else float("nan")
+    return {"frames": count, "fps": round(fps, 1), "network_ms": round(network_ms, 3),
+            "network_fps": round(1000 / network_ms, 1), "fps_over_network_fps": round(fps * network_ms / 1000, 3),
+            "outside_network_share": round(1 - sum(network) / sum(engine), 3) if engine else None,
+            # Where the engine's time outside the network goes, as shares of its whole time.
+            "outside_split": {
+                "preprocess": _share(split["preprocess"], engine), "postprocess": _share(split["nms"], engine),
+                "predictor_other": _share(split["total"] - split["preprocess"] - split["nms"] - sum(network), engine),
+                "engine_loop": _share(sum(engine) - split["total"], engine)}}
+
+
+def _share(part: float, engine: list[float]) -> float | None:
+    return round(part / sum(engine), 3) if engine else None

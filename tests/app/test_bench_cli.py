@@ -21,15 +21,28 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_bench_reports_latency_per_exit_against_eager():
-    result = run_cli("bench", *TINY, "--backend", "onnxruntime", "--runs", "2", "--warmup", "1")
+    result = run_cli("bench", *TINY, "--backend", "onnxruntime", "--runs", "2", "--warmup", "1", "--demo-frames", "6")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["backend"] == "onnxruntime" and report["imgsz"] == 64 and report["threads"] == 1
-    for section in (report, report["eager"]):
+    for section in (report, report["eager"], *report["backends"].values()):
         for path in ("stage1_ms", "exit1_ms", "exit2_ms"):
             assert 0 < section[path]["median"] <= section[path]["p90"]
     assert set(report["gflops"]) == set(report["gflop_per_s"]) == set(report["speedup_vs_eager"]) == {"exit1", "exit2"}
     assert 0 < report["gflops"]["exit1"] < report["gflops"]["exit2"]
+    assert {"torch", "onnxruntime"} <= set(report["backends"]) == set(report["pipeline"])
+    for rates in report["pipeline"].values():
+        for exit_row in (rates["exit1"], rates["exit2"]):
+            assert exit_row["frames"] == 6 and exit_row["fps"] > 0 and 0 <= exit_row["outside_network_share"] < 1
+    machine = report["machine"]
+    assert machine["isa"] in ("avx512", "avx2+fma", "sse") and machine["flop_per_cycle_per_core"] > 0
+
+
+def test_bench_auto_says_which_runtime_it_chose():
+    result = run_cli("bench", *TINY, "--runs", "1", "--warmup", "0", "--demo-frames", "0")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["backend"] == report["auto"]["chose"] in report["backends"] and "pipeline" not in report
 
 
 def test_export_writes_then_reuses_graphs(tmp_path):
