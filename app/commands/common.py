@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import UserError
+from engine.model.loading import ModelOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = ROOT / "assets" / "dy-yolov7-tiny.safetensors"
@@ -90,24 +91,23 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, help="inference threads (default: backend's choice)")
 
 
-def load_predictor(args):
-    """The model and a predictor on the chosen backend, with every option checked first."""
-    from engine.model import backends
-    from engine.model.checkpoint import load_detector
-    from engine.model.predictor import Predictor
+def model_options(args) -> ModelOptions:
+    """The model options of a command's arguments (see :func:`add_model_arguments`)."""
+    return ModelOptions(weights=args.weights, config=args.config, backend=args.backend, imgsz=args.imgsz,
+                        conf=args.conf, iou=args.iou, threads=args.threads)
 
-    for name in ("conf", "iou"):
-        value = getattr(args, name)
-        if not 0 <= value <= 1:
-            raise UserError(f"--{name} must be between 0 and 1, got {value}")
-    check_positive("--threads", args.threads)
-    weights = Path(args.weights) if args.weights else default_weights()
-    model = load_detector(weights, resolve_config(args.config))
-    imgsz = input_size(args.imgsz, model.input_size)
-    calibration = model.calibration
-    backend = backends.make_backend(model, args.backend, threads=args.threads, weights_path=weights)
-    predictor = Predictor(backend, model.class_names, imgsz, args.conf, args.iou, stride=model.stride)
-    return predictor, model.class_names, calibration
+
+def load_model(options: ModelOptions):
+    """A predictor for ``options`` (the bundled model when no weights are named), options checked first.
+
+    Returns:
+        :class:`engine.model.loading.LoadedPredictor`.
+    """
+    from engine.model.loading import load_predictor
+
+    weights = options.weights or default_weights()
+    return load_predictor(weights, config=resolve_config(options.config), backend=options.backend,
+                          imgsz=options.imgsz, conf=options.conf, iou=options.iou, threads=options.threads)
 
 
 def finite_float(text: str) -> float:

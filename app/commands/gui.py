@@ -61,12 +61,11 @@ def run(args: argparse.Namespace) -> int:
         quit_request = QuitRequest(args.quit_after_frames or 30, Path(args.screenshot) if args.screenshot else None)
     if args.config is not None and is_camera_config(args.config):
         return _run_cameras(args, quit_request)
+    from app.commands.common import model_options
     from app.gui.application import run_gui
-    from app.gui.model_loader import ModelChoice
     from app.gui.session import SessionOptions
 
-    model = ModelChoice(weights=args.weights, config=args.config, backend=args.backend, imgsz=args.imgsz,
-                        conf=args.conf, iou=args.iou, threads=args.threads)
+    model = model_options(args)
     options = SessionOptions(source=args.source if args.source is not None else str(DEFAULT_VIDEO), model=model,
                              target_fps=args.target_fps, loop=not args.no_loop)
     return run_gui(options, quit_request, summary=args.summary)

@@ -32,8 +32,7 @@ def monitor(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
-    from app.commands.common import default_weights, resolve_config
-    from engine.model.loading import load_predictor
+    from app.commands.common import load_model
     from engine.runtime.monitor import Monitor
     from engine.runtime.monitor_config import load_monitor_config
 
@@ -42,10 +41,7 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise UserError(f"--metrics-port must be a TCP port (1-65535), got {args.metrics_port}")
     config = load_monitor_config(args.config)
-    model = config.model
-    loaded = load_predictor(model.weights or default_weights(), config=resolve_config(model.config),
-                            backend=model.backend, imgsz=model.imgsz, conf=model.conf, iou=model.iou,
-                            threads=model.threads)
+    loaded = load_model(config.model)
     for camera in config.cameras:
         unknown = [c for c in camera.classes if c not in loaded.class_names]
         if unknown:

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, stop: threading.Event) -> int:
-    from app.commands.common import DEFAULT_VIDEO, load_predictor
+    from app.commands.common import DEFAULT_VIDEO, load_model, model_options
     from engine.runtime.pipeline import Pipeline, PipelineConfig
     from engine.runtime.sources import parse_source
 
@@ -84,7 +84,8 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     source = args.source if args.source is not None else str(DEFAULT_VIDEO)
     spec = parse_source(source)  # fails fast, with one line, on sources that cannot exist
     info = None if spec.is_live else _probe(source)
-    predictor, names, calibration = load_predictor(args)
+    loaded = load_model(model_options(args))
+    predictor, names, calibration = loaded.predictor, loaded.class_names, loaded.calibration
     classes = tuple(c.strip() for c in (args.classes or "").split(",") if c.strip())
     _check_classes(classes, names)
     mode = routing_mode(args, calibration)

@@ -14,6 +14,6 @@ One job per module:
 * ``theme`` - colours (shared with :mod:`engine.render`) and the dark style.
 
 Nothing here imports torch at module import time: the session loads the model through
-:func:`app.commands.common.load_predictor`, which imports it lazily, and reaches the pipeline
+:func:`app.commands.common.load_model`, which imports it lazily, and reaches the pipeline
 module (which imports the model code) only once a model exists.
 """

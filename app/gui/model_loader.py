@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from engine.errors import UserError
 from engine.model.calibration import Calibration
+from engine.model.loading import ModelOptions
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ModelChoice:
-    """Which model to load and how: the ``--weights``/``--backend``/... options of the command."""
-
-    weights: str | None = None  # None: the bundled model
-    config: str | None = None
-    backend: str = "auto"
-    imgsz: int | None = None
-    conf: float = 0.25
-    iou: float = 0.45
-    threads: int | None = None
-
-    def with_weights(self, weights: str) -> ModelChoice:
-        return replace(self, weights=weights)
-
-    def as_arguments(self) -> argparse.Namespace:
-        """The namespace :func:`app.commands.common.load_predictor` reads."""
-        return argparse.Namespace(**vars(self))
+#: What the GUI loads: the same model options as every command.
+ModelChoice = ModelOptions
 
 
 @dataclass(frozen=True)
@@ -93,8 +77,8 @@ class ModelLoader(QObject):
 
 
 def _load(choice: ModelChoice) -> LoadedModel:
-    from app.commands.common import default_weights, load_predictor
+    from app.commands.common import default_weights, load_model
 
-    predictor, names, calibration = load_predictor(choice.as_arguments())
+    loaded = load_model(choice)
     path = choice.weights or str(default_weights())
-    return LoadedModel(choice, predictor, tuple(names), calibration, path)
+    return LoadedModel(choice, loaded.predictor, loaded.class_names, loaded.calibration, path)

@@ -20,7 +20,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from app.gui.camera_bridge import CameraBridge
 from app.gui.camera_grid import camera_status
 from app.gui.camera_window import CameraWindow
-from app.gui.model_loader import LoadedModel, ModelChoice, ModelLoader
+from app.gui.model_loader import LoadedModel, ModelLoader
 from app.gui.video_view import ViewState
 from engine.errors import UserError
 from engine.runtime.frames import Result
@@ -107,8 +107,7 @@ class MultiSession(QObject):
         weights = model.weights or "bundled model"
         for tile in self.window.grid.tiles.values():
             tile.view.set_state(ViewState("Loading model…", weights))
-        self.loader.load(ModelChoice(weights=model.weights, config=model.config, backend=model.backend,
-                                     imgsz=model.imgsz, conf=model.conf, iou=model.iou, threads=model.threads))
+        self.loader.load(model)  # cameras.yaml's model section is the GUI's model choice
 
     def set_mode(self, kind: str, value: float) -> None:
         self.kind, self.mode_value = kind, value

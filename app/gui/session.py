@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,7 +114,7 @@ class Session(QObject):
 
     def load_model(self, weights: str | None) -> None:
         """Load another model in the background; the current one keeps running meanwhile."""
-        choice = self.options.model if weights is None else self.options.model.with_weights(weights)
+        choice = self.options.model if weights is None else replace(self.options.model, weights=weights)
         self.window.controls.model.set_busy(True)
         if self.model is None:
             self.window.view.set_state(ViewState("Loading model…", Path(weights).name if weights else "bundled model"))

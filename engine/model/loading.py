@@ -1,14 +1,40 @@
-"""One typed way to get a ready predictor from a model file: used by every command and the GUI."""
+"""One typed way to get a ready predictor from a model file: used by every command and the GUI.
+
+Importing this module is cheap (no torch): the GUI and the command-line front end read
+:class:`ModelOptions` from here before any model code is needed.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import UserError
 from engine.model.calibration import Calibration
-from engine.model.predictor import Predictor
+
+if TYPE_CHECKING:
+    from engine.model.predictor import Predictor
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model to load and how: the ``--weights``/``--backend``/... options of every command,
+    the ``model:`` section of ``cameras.yaml`` and the GUI's model choice.
+
+    Attributes:
+        weights: model file; None for the bundled model (resolved by the caller).
+        config: architecture YAML (a path or one of ours by name) for reference checkpoints.
+    """
+
+    weights: str | None = None
+    config: str | None = None
+    backend: str = "auto"
+    imgsz: int | None = None
+    conf: float = 0.25
+    iou: float = 0.45
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +75,7 @@ def load_predictor(weights: str | Path, *, config: str | Path | None = None, bac
     """
     from engine.model import backends
     from engine.model.checkpoint import load_detector
+    from engine.model.predictor import Predictor
 
     check_model_options(imgsz=imgsz, conf=conf, iou=iou, threads=threads)
     weights = Path(weights)

@@ -19,29 +19,17 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from engine.config import from_mapping, load_yaml
 from engine.errors import ConfigError, UserError
+from engine.model.loading import ModelOptions
 from engine.runtime.routing import RoutingMode
 
 #: Camera names end up in file names, metric labels and log lines: keep them plain.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """Which model runs, as ``run``'s model options."""
-
-    weights: str | None = None
-    config: str | None = None
-    backend: str = "auto"
-    imgsz: int | None = None
-    conf: float = 0.25
-    iou: float = 0.45
-    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +114,7 @@ class CameraSettings:
 @dataclass(frozen=True)
 class MonitorConfig:
     cameras: tuple[CameraSettings, ...]
-    model: ModelSettings = ModelSettings()
+    model: ModelOptions = field(default_factory=ModelOptions)
     budget: BudgetSettings = BudgetSettings()
 
     def __post_init__(self) -> None:
