@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,6 +22,8 @@ class Detections:
         threshold: the threshold the routing decision used (``score >= threshold`` exits at 1),
             or ``None`` when the route was forced.
         timings_ms: per-stage wall time, e.g. ``{"preprocess": .., "stage1": .., "exit1": .., "nms": ..}``.
+        track_ids: ``[K]`` int64 track ids from the camera's tracker, ``-1`` for a detection no
+            track claimed; ``None`` when no tracker runs.
     """
 
     boxes: np.ndarray
@@ -32,6 +34,7 @@ class Detections:
     router_score: float
     threshold: float | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.boxes.ndim != 2 or self.boxes.shape[1] != 4:
@@ -40,6 +43,8 @@ class Detections:
             raise ValueError("boxes, scores and class_ids must have the same length")
         if self.exit not in (1, 2):
             raise ValueError(f"exit must be 1 or 2, got {self.exit}")
+        if self.track_ids is not None and len(self.track_ids) != len(self.boxes):
+            raise ValueError(f"track_ids must have one id per box, got {len(self.track_ids)} for {len(self.boxes)}")
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -47,6 +52,16 @@ class Detections:
     @property
     def labels(self) -> list[str]:
         return [self.class_names[int(c)] if 0 <= c < len(self.class_names) else str(int(c)) for c in self.class_ids]
+
+    def captions(self) -> list[str]:
+        """Each box's label as drawn on pictures: ``star #12 0.83`` (``star 0.83`` without a track)."""
+        ids = self.track_ids if self.track_ids is not None else np.full(len(self), -1)
+        return [f"{label} #{int(tid)} {float(score):.2f}" if tid >= 0 else f"{label} {float(score):.2f}"
+                for label, tid, score in zip(self.labels, ids, self.scores)]
+
+    def with_track_ids(self, track_ids: np.ndarray) -> Detections:
+        """The same detections with their tracker's ids attached."""
+        return replace(self, track_ids=np.asarray(track_ids, dtype=np.int64))
 
     @classmethod
     def empty(cls, class_names: Sequence[str], exit: int = 1, router_score: float = 1.0) -> Detections:
@@ -67,11 +82,13 @@ class Detections:
         return Detections(
             self.boxes[mask], self.scores[mask], self.class_ids[mask], self.class_names,
             self.exit, self.router_score, self.threshold, dict(self.timings_ms),
+            None if self.track_ids is None else self.track_ids[mask],
         )
 
     def to_records(self) -> list[dict]:
-        """JSON-ready list of ``{"box", "score", "class", "label"}``."""
-        return [
+        """JSON-ready list of ``{"box", "score", "class", "label"}``, plus ``track_id`` (an int, or
+        None for an untracked box) when a tracker runs."""
+        records = [
             {
                 "box": [round(float(v), 2) for v in box],
                 "score": round(float(score), 4),
@@ -80,3 +97,7 @@ class Detections:
             }
             for box, score, cid, label in zip(self.boxes, self.scores, self.class_ids, self.labels)
         ]
+        if self.track_ids is not None:
+            for record, tid in zip(records, self.track_ids):
+                record["track_id"] = int(tid) if tid >= 0 else None
+        return records

@@ -22,15 +22,14 @@ def class_color(class_id: int) -> tuple[int, int, int]:
 
 def draw_detections(image: np.ndarray, det: Detections, badge: bool = True, latency_ms: float | None = None,
                     copy: bool = True) -> np.ndarray:
-    """Boxes with class name and confidence, plus (optionally) the exit badge; returns the image."""
+    """Boxes with class name, track id and confidence, plus (optionally) the exit badge; returns the image."""
     out = image.copy() if copy else image
     scale = max(0.35, min(out.shape[:2]) / 900)
     thickness = max(1, round(scale * 2))
-    for box, score, cid, label in zip(det.boxes, det.scores, det.class_ids, det.labels):
+    for box, cid, text in zip(det.boxes, det.class_ids, det.captions()):
         x1, y1, x2, y2 = (round(float(v)) for v in box)
         color = class_color(int(cid))
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
-        text = f"{label} {score:.2f}"
         (tw, th), base = cv2.getTextSize(text, FONT, scale * 0.8, 1)
         ty = y1 - 2 if y1 - th - base - 2 >= 0 else y1 + th + base + 2
         cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 2, ty + 1), color, -1)

@@ -37,6 +37,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--snapshot-cooldown", type=finite_float, default=10.0, help="seconds between snapshots")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tracking = parser.add_argument_group("tracking")
+    tracking.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
+                          help="attach track ids to the detections (default: on; --no-track for raw detections)")
+    tracking.add_argument("--object-events", metavar="FILE.jsonl",
+                          help="one JSON line when a tracked object starts and one when it ends, plus zone events "
+                               "(with --snapshot-dir: each object's best annotated frame)")
+    tracking.add_argument("--zone", action="append", default=[], metavar="NAME:x1,y1,x2,y2,x3,y3,...[:CLASSES]",
+                          help="a polygon zone in image pixels (enter/leave events, a live count per class); "
+                               "repeatable")
+    tracking.add_argument("--line", action="append", default=[], metavar="NAME:x1,y1,x2,y2[:CLASSES]",
+                          help="a counting line (in/out counts); repeatable")
+    tracking.add_argument("--track-routing", action="store_true",
+                          help="experiment: send a frame right after tracks were born or lost to exit 2, "
+                               "within the routing budget")
     parser.set_defaults(func=run)
 
 
@@ -66,6 +80,25 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--max-reconnects must be >= 0, got {args.max_reconnects}")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise UserError(f"--metrics-port must be a TCP port (1-65535), got {args.metrics_port}")
+    if not args.track:
+        needs = [o for o, v in (("--object-events", args.object_events), ("--zone", args.zone),
+                                ("--line", args.line), ("--track-routing", args.track_routing)) if v]
+        if needs:
+            raise UserError(f"{needs[0]} needs tracking; drop --no-track")
+
+
+def parse_zones(args: argparse.Namespace) -> tuple:
+    """``--zone`` and ``--line`` as zone settings (their classes are checked once the model is known)."""
+    from engine.errors import UserError
+    from engine.tracking.zones import parse_zone_argument
+
+    zones = tuple([parse_zone_argument(z, "polygon") for z in args.zone] + [parse_zone_argument(z, "line")
+                                                                            for z in args.line])
+    names = [zone.name for zone in zones]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated is not None:
+        raise UserError(f"two zones are named {repeated!r}")
+    return zones
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,16 +114,23 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from engine.runtime.sources import parse_source
 
     check_arguments(args)
+    zones = parse_zones(args)
     source = args.source if args.source is not None else str(DEFAULT_VIDEO)
     spec = parse_source(source)  # fails fast, with one line, on sources that cannot exist
     info = None if spec.is_live else _probe(source)
+    if info is not None:  # live sources are checked on their first frame, by the engine
+        for zone in zones:
+            zone.check_frame(info.width, info.height)
     loaded = load_model(model_options(args))
     predictor, names, calibration = loaded.predictor, loaded.class_names, loaded.calibration
     classes = tuple(c.strip() for c in (args.classes or "").split(",") if c.strip())
     _check_classes(classes, names)
+    for zone in zones:
+        zone.check_classes(names)
     mode = routing_mode(args, calibration)
     config = PipelineConfig(source=source, mode=mode, realtime=args.realtime, record=args.record, classes=classes,
-                            stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects, loop=args.loop)
+                            stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects, loop=args.loop,
+                            track=args.track, zones=zones, track_routing=args.track_routing)
     sinks = _open_sinks(args, classes)
     pipeline = Pipeline(config, predictor, calibration)
     return StreamingRun(pipeline, sinks, args, info, spec.display, stop).execute()
@@ -111,15 +151,24 @@ def _check_classes(classes: tuple[str, ...], names) -> None:
 
 
 def _open_sinks(args: argparse.Namespace, classes: tuple[str, ...]) -> dict:
-    from engine.runtime.sinks import EventLog, Metrics, SnapshotSaver
+    from engine.runtime.sinks import EventLog, Metrics, SnapshotSaver, close_all
+    from engine.tracking.object_events import ObjectEventLog
 
     sinks = {}
-    if args.events:
-        sinks["events"] = EventLog(args.events, classes)
-    if args.snapshot_dir:
-        sinks["snapshots"] = SnapshotSaver(args.snapshot_dir, classes, args.snapshot_cooldown)
-    if args.metrics_port:
-        sinks["metrics"] = Metrics(args.metrics_port)
+    try:
+        if args.events:
+            sinks["events"] = EventLog(args.events, classes)
+        if args.object_events:
+            # With object events the snapshot folder gets each object's best frame instead of
+            # a frame whenever a watched class appears.
+            sinks["object_events"] = ObjectEventLog(args.object_events, "stream", args.snapshot_dir, classes)
+        elif args.snapshot_dir:
+            sinks["snapshots"] = SnapshotSaver(args.snapshot_dir, classes, args.snapshot_cooldown)
+        if args.metrics_port:
+            sinks["metrics"] = Metrics(args.metrics_port)
+    except BaseException:
+        close_all(sinks.values())
+        raise
     return sinks
 
 
@@ -186,6 +235,8 @@ class StreamingRun:
     def _handle(self, result, bar) -> None:
         if "events" in self.sinks:
             self.sinks["events"].write(result)
+        if "object_events" in self.sinks:
+            self.sinks["object_events"].write(result)
         if "snapshots" in self.sinks:
             self.sinks["snapshots"].offer(result)
         stats = None

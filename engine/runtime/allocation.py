@@ -11,7 +11,13 @@ The *allocation* turns that share into a router threshold for each camera's next
   baseline that ``global`` has to beat.
 
 With one camera both are the same thing, and the same as the single-stream engine's routing.
-Fixed thresholds and forced exits ignore the allocation. The class is pure (no threads, no
+Fixed thresholds and forced exits ignore the allocation.
+
+Track-aware routing (an experiment, off by default): a frame whose camera saw tracks born or
+lost at its previous frame may be *escalated* to exit 2. Escalations are paid out of the same
+share: while the recent escalated share is below the budget's share, an escalated frame takes
+exit 2 and the router's threshold is set for what is left of the share; beyond it, escalation
+requests are ignored. So both policies spend the same exit-2 budget. The class is pure (no threads, no
 clock) so it is tested with simulated scores.
 """
 
@@ -34,6 +40,8 @@ ALLOCATIONS: tuple[Allocation, ...] = ("global", "per-camera")
 SCORE_WINDOW = 120
 #: A camera's own window must hold this many scores before its quantile is trusted.
 MIN_SCORES = 8
+#: Recent frames (per camera) over which escalated frames are counted against the share.
+ESCALATION_WINDOW = 120
 
 
 class Allocator:
@@ -57,6 +65,7 @@ class Allocator:
         self.calibration = calibration
         self.pooled: deque[float] = deque(maxlen=SCORE_WINDOW * len(cameras))
         self.per_camera: dict[str, deque[float]] = {name: deque(maxlen=SCORE_WINDOW) for name in cameras}
+        self.escalated: deque[bool] = deque(maxlen=ESCALATION_WINDOW * len(cameras))
 
     @property
     def mode(self) -> RoutingMode:
@@ -65,16 +74,25 @@ class Allocator:
     def set_mode(self, mode: RoutingMode) -> None:
         self.policy.set_mode(mode)
 
-    def decide(self, camera: str) -> Decision:
-        """The threshold (or forced exit) for ``camera``'s next frame."""
+    def decide(self, camera: str, escalate: bool = False) -> Decision:
+        """The threshold (or forced exit) for ``camera``'s next frame.
+
+        Args:
+            camera: whose frame.
+            escalate: track-aware routing asks for exit 2 (granted within the share; ignored by
+                fixed thresholds and forced exits, which have no budget).
+        """
         mode = self.policy.mode
         if mode.kind in ("first", "second", "threshold"):
             return self.policy.decide()
-        if mode.kind == "second_fraction":
-            return Decision(self.threshold_for(camera, float(mode.value)), "auto")
-        state = self.policy.controller.decide()
-        threshold = self.threshold_for(camera, state.second_fraction)
-        return Decision(threshold, "auto", replace(state, threshold=threshold))
+        state = self.policy.controller.decide() if mode.kind == "target_fps" else None
+        share = state.second_fraction if state is not None else float(mode.value)
+        spent = sum(self.escalated) / len(self.escalated) if self.escalated else 0.0
+        granted = escalate and spent < share
+        self.escalated.append(granted)
+        threshold = self.threshold_for(camera, max(share - spent, 0.0))
+        route = "second" if granted else "auto"
+        return Decision(threshold, route, None if state is None else replace(state, threshold=threshold))
 
     def threshold_for(self, camera: str, share: float) -> float:
         """Easiness threshold that sends ``share`` of the recent frames to exit 2 (``score < t``)."""

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from engine.errors import UserError
 from engine.runtime.frames import Result
+from engine.tracking.state import TrackingUpdate
 
 #: Capture-to-result latency buckets (seconds).
 LATENCY_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12)
@@ -37,6 +38,7 @@ class CameraMetrics:
                               registry=self.registry)
         self.latency = Histogram("dynastream_camera_latency_seconds", "capture to result", labels,
                                  registry=self.registry, buckets=LATENCY_BUCKETS)
+        self.zones = ZoneMetrics(self.registry)
         for name in cameras:  # every camera shows up at once, before its first frame
             self.up.labels(name).set(0)
         try:
@@ -47,6 +49,8 @@ class CameraMetrics:
     def observe(self, camera: str, result: Result) -> None:
         self.frames.labels(camera, str(result.detections.exit)).inc()
         self.latency.labels(camera).observe(result.latency_ms / 1000)
+        if result.tracking is not None:
+            self.zones.observe(camera, result.tracking)
 
     def update(self, stats) -> None:
         """Refresh a camera's gauges from its :class:`~engine.runtime.monitor.CameraStats`."""
@@ -59,3 +63,41 @@ class CameraMetrics:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+class ZoneMetrics:
+    """Zone and line series, labelled by camera and zone, in a given registry.
+
+    ``dynastream_zone_objects{camera,zone,class}``: tracked objects inside a polygon zone now;
+    ``dynastream_zone_entries_total{camera,zone,class}``: objects that entered it;
+    ``dynastream_line_crossings_total{camera,zone,direction}``: crossings of a counting line.
+    """
+
+    def __init__(self, registry) -> None:
+        from prometheus_client import Counter, Gauge
+
+        self.inside = Gauge("dynastream_zone_objects", "tracked objects inside the zone now",
+                            ["camera", "zone", "class"], registry=registry)
+        self.entries = Counter("dynastream_zone_entries", "tracked objects that entered the zone",
+                               ["camera", "zone", "class"], registry=registry)
+        self.crossings = Counter("dynastream_line_crossings", "tracked objects that crossed the line",
+                                 ["camera", "zone", "direction"], registry=registry)
+        self._classes: dict[tuple[str, str], set[str]] = {}
+        self._crossed: dict[tuple[str, str, str], int] = {}
+
+    def observe(self, camera: str, tracking: TrackingUpdate) -> None:
+        for event in tracking.zone_events:
+            if event.event == "enter":
+                self.entries.labels(camera, event.zone, event.label).inc()
+        for zone in tracking.zones:
+            if zone.kind == "polygon":
+                seen = self._classes.setdefault((camera, zone.name), set())
+                seen.update(zone.inside)
+                for label in seen:  # a class that left entirely must read 0, not its last count
+                    self.inside.labels(camera, zone.name, label).set(zone.inside.get(label, 0))
+                continue
+            for direction, total in (("in", zone.crossed_in), ("out", zone.crossed_out)):
+                key = (camera, zone.name, direction)
+                if total > self._crossed.get(key, 0):
+                    self.crossings.labels(*key).inc(total - self._crossed.get(key, 0))
+                    self._crossed[key] = total

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.detections import Detections
+from engine.tracking.state import TrackingUpdate
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,11 @@ class Frame:
 
 @dataclass(frozen=True)
 class Result:
-    """A processed frame: the picture and what the detector found in it."""
+    """A processed frame: the picture, what the detector found in it, and (when the camera
+    tracks) what its tracker made of that; the detections then carry ``track_ids``."""
 
     frame: Frame
     detections: Detections
     latency_ms: float = 0.0
     extra: dict = field(default_factory=dict)
+    tracking: TrackingUpdate | None = None

@@ -30,6 +30,7 @@ from engine.runtime.recorder import FanOut, LatestResult, RecordingTap
 from engine.runtime.recording import Recording, join_or_stop
 from engine.runtime.routing import RoutingMode
 from engine.runtime.shared_engine import EngineStats, Lane, SharedEngine
+from engine.tracking.tracker import lane_tracking
 
 if TYPE_CHECKING:
     from engine.model.predictor import Predictor
@@ -95,7 +96,10 @@ class CameraFeed:
         outputs: list[ResultOutput] = [self.latest, consumer]
         if not self.live:
             outputs.append(self.tap)  # all-frames recordings get each frame with its own detections
-        return Lane(self.name, self.engine_input, outputs, live=self.live, max_fps=self.settings.fps)
+        settings = self.settings
+        tracking = lane_tracking(settings.track, settings.tracker, settings.zones)
+        return Lane(self.name, self.engine_input, outputs, live=self.live, max_fps=settings.fps, tracking=tracking,
+                    track_routing=settings.track_routing)
 
     def start_recording(self) -> None:
         """Open the recording (fails here, with one line, when the path cannot be written)."""

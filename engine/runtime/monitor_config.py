@@ -10,6 +10,10 @@ Example::
         fps: 10                  # process at most 10 of its frames per second
         record: runs/gate.mp4
         events: runs/gate.jsonl
+        object_events: runs/gate-objects.jsonl   # one line when a tracked object starts or ends
+        zones:
+          - {name: door, polygon: [[100, 80], [300, 80], [300, 260], [100, 260]], classes: [star]}
+          - {name: lane, line: [[320, 0], [320, 360]]}
 
 Paths are taken relative to the working directory, as on the command line. Unknown keys are
 refused with their dotted key named (``cameras[1].fsp: unknown key``).
@@ -27,6 +31,8 @@ from engine.config import from_mapping, load_yaml
 from engine.errors import ConfigError, UserError
 from engine.model.loading import ModelOptions
 from engine.runtime.routing import RoutingMode
+from engine.tracking.tracker import TrackerSettings
+from engine.tracking.zones import ZoneSettings
 
 #: Camera names end up in file names, metric labels and log lines: keep them plain.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -86,6 +92,12 @@ class CameraSettings:
         snapshot_dir: annotated JPEG when a watched class appears.
         stall_timeout: seconds without a frame before a live source reconnects.
         max_reconnects: give up after this many failed reconnects in a row (None: never).
+        track: attach track ids to the detections (on by default).
+        tracker: the tracker's settings.
+        object_events: one JSON line when a tracked object starts and one when it ends (and
+            zone enter/leave and line crossings), if any.
+        zones: polygon zones and counting lines (need ``track``).
+        track_routing: escalate frames after track births or losses to exit 2, within the budget.
     """
 
     name: str
@@ -99,6 +111,11 @@ class CameraSettings:
     snapshot_dir: str | None = None
     stall_timeout: float = 5.0
     max_reconnects: int | None = None
+    track: bool = True
+    tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    object_events: str | None = None
+    zones: tuple[ZoneSettings, ...] = ()
+    track_routing: bool = False
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):
@@ -109,6 +126,11 @@ class CameraSettings:
                 raise ValueError(f"{key} must be a positive number, got {value}")
         if self.max_reconnects is not None and self.max_reconnects < 0:
             raise ValueError(f"max_reconnects must be >= 0, got {self.max_reconnects}")
+        if not self.track and (self.zones or self.object_events or self.track_routing):
+            raise ValueError("zones, object_events and track_routing need track: true")
+        names = [zone.name for zone in self.zones]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two zones share a name ({sorted(n for n in names if names.count(n) > 1)[0]!r})")
 
 
 @dataclass(frozen=True)
@@ -125,7 +147,7 @@ class MonitorConfig:
             if camera.name in seen:
                 raise ValueError(f"duplicate camera name {camera.name!r}")
             seen.add(camera.name)
-        outputs = [p for c in self.cameras for p in (c.record, c.events) if p]
+        outputs = [p for c in self.cameras for p in (c.record, c.events, c.object_events) if p]
         duplicates = sorted({p for p in outputs if outputs.count(p) > 1})
         if duplicates:
             raise ValueError(f"two cameras write to the same file {duplicates[0]!r}")

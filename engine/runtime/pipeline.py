@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from engine.model.calibration import Calibration
@@ -29,6 +29,8 @@ from engine.runtime.recording import Recording, join_or_stop
 from engine.runtime.routing import RoutingMode
 from engine.runtime.shared_engine import EngineStats, Lane, SharedEngine
 from engine.runtime.writer import Writer, WriterStats
+from engine.tracking.tracker import TrackerSettings, lane_tracking
+from engine.tracking.zones import ZoneSettings
 
 if TYPE_CHECKING:  # the predictor brings torch; torch-free importers (the GUI) only need the types
     from engine.model.predictor import Predictor
@@ -54,6 +56,10 @@ class PipelineConfig:
     results_queue: int = 8
     live_results: bool = False  # consumer only wants the newest result (GUI)
     loop: bool = False  # files start over at their end (the GUI's demo)
+    track: bool = True  # attach track ids (and count zones) right after detection
+    tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    zones: tuple[ZoneSettings, ...] = ()
+    track_routing: bool = False  # escalate frames after track births or losses (an experiment)
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,9 @@ class Pipeline:
         outputs: list[ResultOutput] = [self.latest, self._results_output]
         if not self.live:
             outputs.append(self.tap)
-        lane = Lane(LANE, engine_input, outputs, live=self.live)
+        lane = Lane(LANE, engine_input, outputs, live=self.live,
+                    tracking=lane_tracking(config.track, config.tracker, config.zones),
+                    track_routing=config.track_routing)
         self.engine = SharedEngine(predictor, [lane], Allocator(config.mode, "global", [LANE], calibration))
         self.classes = config.classes
         self._recording = Recording(config.record, self.latest, config.classes) if config.record else None

@@ -13,8 +13,10 @@ repeatedly processes the *due* lane that has waited longest since its last frame
   the engine carries on with the rest; the engine ends when every lane has ended.
 
 Routing comes from an :class:`~engine.runtime.allocation.Allocator` (one budget, allocated
-globally or per camera). Frames run one at a time: on this project's CPUs batching several
-cameras' frames per call was measured slower per image than batch 1.
+globally or per camera). A lane that tracks runs its tracker right after detection, in this
+thread, so recordings, events, the GUI and track-aware routing all see the same track ids.
+Frames run one at a time: on this project's CPUs batching several cameras' frames per call was
+measured slower per image than batch 1.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from engine.runtime.worker import Worker
 
 if TYPE_CHECKING:  # the predictor brings torch; torch-free importers only need the types
     from engine.model.predictor import Predictor
+    from engine.tracking.tracker import LaneTracking
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +112,9 @@ class Lane:
         outputs: where its results go.
         live: the input is paced by the source (keep the newest frame only).
         max_fps: process at most this many of its frames per second (None: no cap).
+        tracking: the camera's tracker and zones, stepped by the engine thread (None: no tracking).
+        track_routing: a frame right after tracks were born or lost asks for exit 2 (within
+            the budget, see :meth:`Allocator.decide`); needs ``tracking``.
     """
 
     name: str
@@ -116,6 +122,8 @@ class Lane:
     outputs: Sequence[ResultOutput]
     live: bool
     max_fps: float | None = None
+    tracking: LaneTracking | None = None
+    track_routing: bool = False
     pending: Frame | None = field(default=None, init=False)
     end: StreamEnd | None = field(default=None, init=False)
     closed: bool = field(default=False, init=False)
@@ -258,8 +266,17 @@ class SharedEngine(Worker):
         frame, lane.pending = lane.pending, None
         start = time.perf_counter()
         lane.last_start = start
-        decision = self.allocator.decide(lane.name)
+        escalate = lane.track_routing and lane.tracking is not None and lane.tracking.churn
+        decision = self.allocator.decide(lane.name, escalate=escalate)
         det = self.predictor.predict([frame.image], threshold=decision.threshold, route=decision.route)[0]
+        tracking = None
+        if lane.tracking is not None:
+            try:
+                det, tracking = lane.tracking.update(det, frame.size)
+            except UserError as exc:  # a zone that does not fit this camera's picture: the camera fails
+                lane.pending = None
+                self._close(lane, StreamEnd("failed", exc))
+                return
         done = time.perf_counter()
         engine_ms = (done - start) * 1000
         cycle_ms = None if self._last_done is None else (done - self._last_done) * 1000
@@ -267,7 +284,7 @@ class SharedEngine(Worker):
         self._learn_source_rate(lane, frame)
         self.allocator.observe(lane.name, det.exit, det.router_score, engine_ms, cycle_ms, self._supply_ms())
         latency_ms = (time.time() - frame.wall_time) * 1000
-        result = Result(frame, det, latency_ms, {"engine_ms": engine_ms, "camera": lane.name})
+        result = Result(frame, det, latency_ms, {"engine_ms": engine_ms, "camera": lane.name}, tracking)
         for output in lane.outputs:
             output.offer(result, self._stop)
         self._record(lane.name, det, latency_ms, engine_ms,

@@ -19,39 +19,38 @@ import cv2
 
 from engine.errors import UserError
 from engine.render import draw_detections
+from engine.runtime.camera_metrics import ZoneMetrics
 from engine.runtime.frames import Result
 
 logger = logging.getLogger(__name__)
 
 
-class EventLog:
-    """One JSON object per processed frame, flushed as written (readable while the run goes on)."""
+class JsonLines:
+    """A JSON-lines file written line by line (line-buffered, so a killed process loses no
+    finished line); after a failed write it is closed and later lines are ignored.
 
-    def __init__(self, path: str | Path, classes: Sequence[str] = ()) -> None:
+    Args:
+        path: the file (its folder is created).
+        what: how messages name it, e.g. "events file".
+    """
+
+    def __init__(self, path: str | Path, what: str) -> None:
         self.path = Path(path)
-        self.classes = tuple(classes)
+        self.what = what
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file: TextIO = self.path.open("w", encoding="utf-8", buffering=1)
         except OSError as exc:
-            raise UserError(f"cannot write events file {self.path}: {exc.strerror}") from None
+            raise UserError(f"cannot write {what} {self.path}: {exc.strerror}") from None
         self.error: str | None = None
 
-    def write(self, result: Result) -> None:
-        """Append one line; after a failed write the log is closed and later results are ignored."""
+    def write(self, record: dict) -> None:
         if self.error is not None:
             return
-        det = result.detections.filter_classes(self.classes)
-        record = {
-            "frame": result.frame.index, "pts": round(result.frame.pts, 4),
-            "wall_time": round(result.frame.wall_time, 4), "exit": det.exit, "score": round(det.router_score, 5),
-            "threshold": None if det.threshold is None else round(det.threshold, 5),
-            "latency_ms": round(result.latency_ms, 2), "detections": det.to_records(),
-        }
         try:
             self._file.write(json.dumps(record) + "\n")
         except OSError as exc:
-            self.error = _give_up("events file", self.path, exc)
+            self.error = _give_up(self.what, self.path, exc)
             _close_quietly(self._file)
 
     def close(self) -> None:
@@ -61,7 +60,38 @@ class EventLog:
         try:
             self._file.close()
         except OSError as exc:
-            self.error = self.error or _give_up("events file", self.path, exc)
+            self.error = self.error or _give_up(self.what, self.path, exc)
+
+
+class EventLog:
+    """One JSON object per processed frame, flushed as written (readable while the run goes on)."""
+
+    def __init__(self, path: str | Path, classes: Sequence[str] = ()) -> None:
+        self.path = Path(path)
+        self.classes = tuple(classes)
+        self._lines = JsonLines(self.path, "events file")
+
+    @property
+    def error(self) -> str | None:
+        return self._lines.error
+
+    @error.setter
+    def error(self, message: str | None) -> None:
+        self._lines.error = message
+
+    def write(self, result: Result) -> None:
+        """Append one line; after a failed write the log is closed and later results are ignored."""
+        det = result.detections.filter_classes(self.classes)
+        self._lines.write({
+            "frame": result.frame.index, "pts": round(result.frame.pts, 4),
+            "wall_time": round(result.frame.wall_time, 4), "exit": det.exit, "score": round(det.router_score, 5),
+            "threshold": None if det.threshold is None else round(det.threshold, 5),
+            "latency_ms": round(result.latency_ms, 2), "detections": det.to_records(),
+        })
+
+    def close(self) -> None:
+        """Close the file; a failure to flush its last lines becomes :attr:`error`."""
+        self._lines.close()
 
 
 class SnapshotSaver:
@@ -124,6 +154,7 @@ class Metrics:
         self.latency = Histogram("dynastream_exit_latency_seconds", "engine time per frame", ["exit"],
                                  registry=self.registry,
                                  buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56))
+        self.zones = ZoneMetrics(self.registry)
         try:
             self.server, self.thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
         except OSError as exc:
@@ -135,6 +166,8 @@ class Metrics:
             exit_label = str(result.detections.exit)
             self.frames.labels(exit_label).inc()
             self.latency.labels(exit_label).observe(result.extra.get("engine_ms", 0.0) / 1000)
+            if result.tracking is not None:
+                self.zones.observe("stream", result.tracking)
         self.fps.set(stats.engine.processing_fps)
         self.second_share.set(stats.engine.second_exit_fraction)
         self.dropped.set(stats.frames_dropped)
