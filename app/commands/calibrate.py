@@ -14,11 +14,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="write the calibrated model here (default: update --weights in place)")
     parser.add_argument("--half", action="store_true",
                         help="store the weights as float16 (half the file; they load back as float32)")
+    parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
+                        help="inference backend, as for run (auto: the faster of ONNX Runtime and OpenVINO on a CPU)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from app.commands.common import default_weights, input_size
+    from engine.model.backends import evaluation_model
     from engine.model.checkpoint import load_detector, save_model
     from engine.train.calibrate import calibrate
 
@@ -26,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_detector(weights)
     imgsz = input_size(args.imgsz, model.input_size)
     dataset, batches = open_eval_data(args, imgsz, model.class_names)
-    model.calibration = calibrate(model, batches, imgsz, max_images=args.max_images)
+    runner = evaluation_model(model, args.backend, weights_path=Path(weights))
+    model.calibration = calibrate(runner, batches, imgsz, max_images=args.max_images)
     writable = args.out or str(weights).endswith(".safetensors")
     out = save_model(args.out or weights, model, half=args.half) if writable else None
     c = model.calibration

@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_arguments(parser, data_required=False)
     parser.add_argument("--plot", help="trade-off plot PNG (default: beside the weights, <name>-tradeoff.png)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-routing baseline")
+    parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
+                        help="inference backend, as for run (auto: the faster of ONNX Runtime and OpenVINO on a CPU)")
     recorded = parser.add_argument_group("scoring a recorded run")
     recorded.add_argument("--events", metavar="E.jsonl", help="events file written by run --events")
     recorded.add_argument("--truth", metavar="CLIP.json", help="the clip's ground truth (synth --video writes it)")
@@ -71,6 +73,7 @@ def _events_table(result: dict) -> str:
 
 def run_dataset(args: argparse.Namespace) -> int:
     from app.commands.common import default_weights, input_size
+    from engine.model.backends import evaluation_model
     from engine.model.checkpoint import load_detector
     from engine.train.calibrate import exit_latency_ms
     from engine.train.evaluate import evaluate_routing, run_validation
@@ -80,9 +83,10 @@ def run_dataset(args: argparse.Namespace) -> int:
     model = load_detector(weights)
     imgsz = input_size(args.imgsz, model.input_size)
     dataset, batches = open_eval_data(args, imgsz, model.class_names)
-    run_ = run_validation(model, batches, args.max_images)
+    runner = evaluation_model(model, args.backend, weights_path=weights)
+    run_ = run_validation(runner, batches, args.max_images)
     result = evaluate_routing(run_, model.arch.num_classes, seed=args.seed)
-    exit1_ms, exit2_ms = exit_latency_ms(model, imgsz)
+    exit1_ms, exit2_ms = exit_latency_ms(runner, imgsz)
     for row in result["router"] + result["random"]:
         p = row["second_fraction"]
         row["ms_per_image"] = round((1 - p) * exit1_ms + p * exit2_ms, 2)
