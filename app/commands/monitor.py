@@ -47,6 +47,11 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
         if unknown:
             raise UserError(f"camera {camera.name}: unknown class {unknown[0]!r} "
                             f"(the model knows: {', '.join(loaded.class_names)})")
+        for zone in camera.zones:
+            try:
+                zone.check_classes(loaded.class_names)
+            except UserError as exc:
+                raise UserError(f"camera {camera.name}: {exc}") from None
     sinks = CameraSinks.open(config.cameras, args.metrics_port)
     try:
         runner = Monitor(config.cameras, loaded.predictor, config.budget.mode(), config.budget.allocation,
@@ -59,9 +64,10 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
 
 @dataclass
 class CameraSinks:
-    """Each camera's event log and snapshot saver, and the shared metrics server."""
+    """Each camera's event log, object-event log and snapshot saver, and the shared metrics server."""
 
     events: dict = field(default_factory=dict)
+    objects: dict = field(default_factory=dict)
     snapshots: dict = field(default_factory=dict)
     metrics: object | None = None
 
@@ -69,13 +75,18 @@ class CameraSinks:
     def open(cls, cameras, metrics_port: int | None) -> CameraSinks:
         from engine.runtime.camera_metrics import CameraMetrics
         from engine.runtime.sinks import EventLog, SnapshotSaver
+        from engine.tracking.object_events import ObjectEventLog
 
         sinks = cls()
         try:
             for camera in cameras:
                 if camera.events:
                     sinks.events[camera.name] = EventLog(camera.events, camera.classes)
-                if camera.snapshot_dir:
+                if camera.object_events:
+                    # The snapshot folder then gets each object's best frame (not a frame per appearance).
+                    sinks.objects[camera.name] = ObjectEventLog(camera.object_events, camera.name,
+                                                                camera.snapshot_dir, camera.classes)
+                elif camera.snapshot_dir:
                     sinks.snapshots[camera.name] = SnapshotSaver(Path(camera.snapshot_dir), camera.classes)
             if metrics_port:
                 sinks.metrics = CameraMetrics(metrics_port, [c.name for c in cameras])
@@ -88,6 +99,9 @@ class CameraSinks:
         events = self.events.get(camera)
         if events is not None:
             events.write(result)
+        objects = self.objects.get(camera)
+        if objects is not None:
+            objects.write(result)
         snapshots = self.snapshots.get(camera)
         if snapshots is not None:
             snapshots.offer(result)
@@ -98,7 +112,7 @@ class CameraSinks:
     def close(self) -> list[str]:
         """Close every sink whatever the others do; returns the problems, one line each."""
         problems = []
-        for sink in [*self.events.values(), self.metrics]:
+        for sink in [*self.events.values(), *self.objects.values(), self.metrics]:
             if sink is None:
                 continue
             try:

@@ -1,4 +1,5 @@
-"""QPainter drawing on top of the video: boxes and labels, the exit badge, the offline state.
+"""QPainter drawing on top of the video: boxes and labels, zones with their counts, the exit badge,
+the offline state.
 
 Everything is drawn in widget coordinates at a fixed on-screen size, so labels stay readable
 whatever the video's resolution and the window's size.
@@ -11,10 +12,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
+from PyQt6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
 
 from app.gui.theme import class_qcolor, exit_color
 from engine.detections import Detections
+from engine.tracking.state import ZoneState
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,8 @@ STATE_POINT_SIZE = 16.0
 _LABEL_TEXT = QColor(15, 15, 15)
 _BADGE_BACKGROUND = QColor(0, 0, 0, 190)
 _DIM = QColor(0, 0, 0, 185)
+_ZONE = QColor(255, 220, 60)
+_ZONE_FILL = QColor(255, 220, 60, 28)
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,11 @@ class ImageMapping:
         left = area.left() + (area.width() - width) / 2
         top = area.top() + (area.height() - height) / 2
         return cls(QRectF(left, top, width, height), scale)
+
+    def point(self, x: float, y: float) -> QPointF:
+        """A point in image pixels, in widget coordinates."""
+        origin = self.target.topLeft()
+        return QPointF(origin.x() + x * self.scale, origin.y() + y * self.scale)
 
     def box(self, x1: float, y1: float, x2: float, y2: float) -> QRectF:
         """An ``x1, y1, x2, y2`` box in image pixels, in widget coordinates."""
@@ -77,7 +86,8 @@ def _font(point_size: float, bold: bool = False) -> QFont:
 
 def paint_detections(painter: QPainter, det: Detections, mapping: ImageMapping,
                      keep: Collection[str] | None = None, avoid: QRectF | None = None) -> None:
-    """Boxes in their class colours with ``name 0.87`` labels; ``keep`` limits the classes shown.
+    """Boxes in their class colours with ``name #12 0.87`` labels (``name 0.87`` without a track);
+    ``keep`` limits the classes shown.
 
     Labels stay clear of ``avoid`` (the badge): one that would sit under it moves inside its
     box, or below the box when the box's top is covered too.
@@ -86,7 +96,7 @@ def paint_detections(painter: QPainter, det: Detections, mapping: ImageMapping,
     metrics = QFontMetricsF(font)
     painter.setFont(font)
     taken: list[QRectF] = []  # labels drawn so far: crowded scenes must not stack them
-    for box, score, class_id, label in zip(det.boxes, det.scores, det.class_ids, det.labels):
+    for box, class_id, label, caption in zip(det.boxes, det.class_ids, det.labels, det.captions()):
         if keep and label not in keep:
             continue
         color = class_qcolor(int(class_id))
@@ -94,8 +104,32 @@ def paint_detections(painter: QPainter, det: Detections, mapping: ImageMapping,
         painter.setPen(QPen(color, 2.0))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(rect)
-        taken.append(_paint_label(painter, f"{label} {float(score):.2f}", rect, color, metrics, mapping.target,
-                                  avoid, taken))
+        taken.append(_paint_label(painter, caption, rect, color, metrics, mapping.target, avoid, taken))
+
+
+def paint_zones(painter: QPainter, zones: Sequence[ZoneState], mapping: ImageMapping) -> None:
+    """Each zone's outline (a polygon, lightly filled, or a line) and its counts beside its first point."""
+    font = _font(LABEL_POINT_SIZE, bold=True)
+    metrics = QFontMetricsF(font)
+    painter.setFont(font)
+    for zone in zones:
+        points = [mapping.point(x, y) for x, y in zone.points]
+        painter.setPen(QPen(_ZONE, 2.0, Qt.PenStyle.DashLine))
+        if zone.kind == "polygon":
+            painter.setBrush(_ZONE_FILL)
+            painter.drawPolygon(QPolygonF(points))
+        else:
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawLine(points[0], points[1])
+        text = zone.summary()
+        anchor = min(points, key=lambda p: (p.y(), p.x()))
+        width, height = metrics.horizontalAdvance(text) + 8, metrics.height() + 2
+        left = min(max(anchor.x(), mapping.target.left()), mapping.target.right() - width)
+        top = min(max(anchor.y() + 2, mapping.target.top()), mapping.target.bottom() - height)
+        rect = QRectF(left, top, width, height)
+        painter.fillRect(rect, _BADGE_BACKGROUND)
+        painter.setPen(_ZONE)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
 
 def label_rect(width: float, height: float, box: QRectF, bounds: QRectF, avoid: QRectF | None = None,

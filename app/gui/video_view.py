@@ -12,7 +12,15 @@ from PyQt6.QtGui import QColor, QPainter, QPaintEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from app.gui.images import FrameImage, rgb_to_qimage
-from app.gui.overlay import ImageMapping, badge_area, badge_lines, paint_badge, paint_detections, paint_state
+from app.gui.overlay import (
+    ImageMapping,
+    badge_area,
+    badge_lines,
+    paint_badge,
+    paint_detections,
+    paint_state,
+    paint_zones,
+)
 from app.gui.theme import ERROR, WARNING
 from engine.runtime.frames import Result
 
@@ -107,6 +115,8 @@ class VideoView(QWidget):
                 painter.drawImage(mapping.target, self._image.image)
                 det, latency = self._result.detections, self._result.latency_ms
                 origin = mapping.target.topLeft() + QPointF(8, 8)
+                if self._result.tracking is not None:
+                    paint_zones(painter, self._result.tracking.zones, mapping)
                 paint_detections(painter, det, mapping, self._keep, avoid=badge_area(det, latency, origin))
                 paint_badge(painter, det, latency, origin)
                 area = mapping.target

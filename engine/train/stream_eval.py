@@ -29,6 +29,14 @@ Two scores, both COCO mAP@0.5:0.95 (and @0.5) from :func:`engine.train.evaluate.
   For live sources and ``run --realtime`` the capture clock is the source's clock, so this is
   what a viewer saw. A file decoded as fast as the pipeline pulls frames does not play at its
   native rate; its streaming score then mostly measures how far decoding ran ahead.
+
+Tracking quality, when the events carry ``track_id`` (``run`` tracks by default) and the truth
+has per-box ``track_id`` (``synth --video`` writes them): ``mota``, ``idf1`` and ``hota`` over
+the processed frames, each frame's tracked boxes against its ground truth, computed by
+``motrics`` (CLEAR MOT, Identity and HOTA with TrackEval's definitions and matching). Matching
+is class-agnostic, as the tracker is: a track that keeps following its object through a frame
+where a head named it differently is not an identity switch. Boxes no track claimed are not
+part of the tracker's output and are left out.
 """
 
 from __future__ import annotations
@@ -63,11 +71,13 @@ class ClipTruth:
         fps: the clip's frame rate.
         class_names: class names, indexed by class index.
         boxes: per frame, ``[M, 5]`` rows ``class, x1, y1, x2, y2`` in pixels.
+        track_ids: per frame, ``[M]`` object ids of those rows (None when the file has none).
     """
 
     fps: float
     class_names: tuple[str, ...]
     boxes: list[np.ndarray]
+    track_ids: list[np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class FrameEvent:
         available_at: when the result was ready, on the same clock as ``wall_time``.
         exit: the exit the frame left through.
         detections: ``[K, 6]`` rows ``x1, y1, x2, y2, score, class`` in pixels.
+        track_ids: ``[K]`` their track ids, ``-1`` for an untracked box; None when the run did not track.
     """
 
     frame: int
@@ -89,6 +100,7 @@ class FrameEvent:
     available_at: float
     exit: int
     detections: np.ndarray
+    track_ids: np.ndarray | None = None
 
 
 def load_truth(path: str | Path) -> ClipTruth:
@@ -103,7 +115,8 @@ def load_truth(path: str | Path) -> ClipTruth:
         fps = float(document["info"]["fps"])
         categories = sorted(document["categories"], key=lambda c: int(c["id"]))
         frame_of_image = {int(image["id"]): int(image["frame_index"]) for image in document["images"]}
-        annotations = [(int(a["image_id"]), int(a["category_id"]), [float(v) for v in a["bbox"]])
+        annotations = [(int(a["image_id"]), int(a["category_id"]), [float(v) for v in a["bbox"]],
+                        None if a.get("track_id") is None else int(a["track_id"]))
                        for a in document.get("annotations", []) if not a.get("iscrowd", 0)]
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{path}: not a clip's ground truth (needs info.fps, categories, and images with "
@@ -112,12 +125,17 @@ def load_truth(path: str | Path) -> ClipTruth:
         raise UserError(f"{path}: needs a positive info.fps and one image per frame, frame_index 0, 1, 2, ...")
     class_of_category = {int(c["id"]): index for index, c in enumerate(categories)}
     rows: dict[int, list[list[float]]] = defaultdict(list)
-    for image_id, category, (x, y, w, h) in annotations:
+    ids: dict[int, list[int]] = defaultdict(list)
+    for image_id, category, (x, y, w, h), track_id in annotations:
         if image_id not in frame_of_image or category not in class_of_category:
             raise UserError(f"{path}: an annotation names unknown image {image_id} or category {category}")
         rows[frame_of_image[image_id]].append([class_of_category[category], x, y, x + w, y + h])
-    boxes = [np.asarray(rows[i], dtype=np.float64).reshape(-1, 5) for i in range(len(frame_of_image))]
-    return ClipTruth(fps, tuple(str(c["name"]) for c in categories), boxes)
+        ids[frame_of_image[image_id]].append(-1 if track_id is None else track_id)
+    frames = range(len(frame_of_image))
+    boxes = [np.asarray(rows[i], dtype=np.float64).reshape(-1, 5) for i in frames]
+    tracked = bool(annotations) and all(a[3] is not None for a in annotations)
+    track_ids = [np.asarray(ids[i], dtype=np.int64) for i in frames] if tracked else None
+    return ClipTruth(fps, tuple(str(c["name"]) for c in categories), boxes, track_ids)
 
 
 def load_events(path: str | Path, class_names: Sequence[str]) -> list[FrameEvent]:
@@ -155,11 +173,14 @@ def _parse_event(line: str, index_of: dict[str, int], where: str) -> FrameEvent:
     try:
         record = json.loads(line)
         rows = [_detection_row(d, index_of, where) for d in record["detections"]]
+        tracked = bool(record["detections"]) and all("track_id" in d for d in record["detections"])
+        track_ids = np.asarray([-1 if d["track_id"] is None else int(d["track_id"]) for d in record["detections"]],
+                               dtype=np.int64) if tracked else None
         wall_time = float(record["wall_time"])
         event = FrameEvent(
             frame=int(record["frame"]), pts=float(record["pts"]), wall_time=wall_time,
             available_at=wall_time + float(record["latency_ms"]) / 1000, exit=int(record["exit"]),
-            detections=np.asarray(rows, dtype=np.float64).reshape(-1, 6),
+            detections=np.asarray(rows, dtype=np.float64).reshape(-1, 6), track_ids=track_ids,
         )
     except json.JSONDecodeError as exc:
         raise UserError(f"{where}: not JSON ({exc.msg})") from None
@@ -256,7 +277,32 @@ def evaluate_stream(events: Sequence[FrameEvent], truth: ClipTruth) -> dict[str,
         "second_exit_fraction": round(sum(e.exit == 2 for e in events) / len(events), 4),
         "mean_latency_ms": round(1000 * float(np.mean([e.available_at - e.wall_time for e in events])), 2),
         "mean_result_age_frames": round(float(np.mean(ages)), 3) if ages else None,
+        **tracking_scores(events, truth),
     }
+
+
+def tracking_scores(events: Sequence[FrameEvent], truth: ClipTruth) -> dict[str, float | None]:
+    """``mota``, ``idf1`` and ``hota`` of the processed frames (see the module docstring).
+
+    All three are None when the truth has no track ids or the run did not track (no event
+    carries ``track_id``).
+    """
+    import motrics
+
+    tracked = any(e.track_ids is not None for e in events)
+    if truth.track_ids is None or not tracked:
+        return {"mota": None, "idf1": None, "hota": None}
+    pred_ids, pred_boxes = [], []
+    for event in events:
+        ids = event.track_ids if event.track_ids is not None else np.full(len(event.detections), -1)
+        keep = ids >= 0
+        pred_ids.append(ids[keep])
+        pred_boxes.append(event.detections[keep, :4])
+    gt = motrics.Frames(ids=[truth.track_ids[e.frame] for e in events], boxes=[truth.boxes[e.frame][:, 1:5]
+                                                                               for e in events])
+    scores = motrics.evaluate(gt, motrics.Frames(ids=pred_ids, boxes=pred_boxes))
+    return {"mota": round(float(scores.clear.mota), 4), "idf1": round(float(scores.identity.idf1), 4),
+            "hota": round(float(scores.hota.hota), 4)}
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
