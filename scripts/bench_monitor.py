@@ -137,19 +137,25 @@ def rss_mb() -> float:
 
 
 def thread_cpu() -> dict[str, float]:
-    """CPU seconds per kind of runtime thread (decode, engine, fan-out/capture, recording)."""
+    """CPU seconds per kind of thread: decode, capture, engine, fan-out, recording, and the
+    inference runtime's own native worker pools (threads Python did not start)."""
     ticks = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
     kinds: dict[str, float] = {}
-    for thread in threading.enumerate():
+    for tid in os.listdir("/proc/self/task"):
         try:
-            with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+            with open(f"/proc/self/task/{tid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
-        except (OSError, TypeError):
-            continue
-        seconds = (int(fields[11]) + int(fields[12])) / ticks
-        name = thread.name
-        kind = "decode" if name.startswith(("capture-reader", "probe-reader")) else name.split(":")[0].split("-")[0]
-        kinds[kind] = kinds.get(kind, 0.0) + seconds
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = names.get(int(tid), "native")
+        if name.startswith(("capture-reader", "probe-reader")):
+            kind = "decode"
+        elif name in ("native", "engine", "fanout", "recorder", "writer", "MainThread"):
+            kind = name
+        else:
+            kind = name.split(":")[0].split("-")[0]
+        kinds[kind] = kinds.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return kinds
 
 

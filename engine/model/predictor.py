@@ -44,16 +44,18 @@ class Predictor:
             self._packer = InputPacker(self.imgsz, self.stride)
         return self._packer.pack(images)
 
-    def predict(self, images: Sequence[np.ndarray], threshold: float = 0.5, route: Route = "auto"
-                ) -> list[Detections]:
+    def predict(self, images: Sequence[np.ndarray], threshold: float | Sequence[float] = 0.5,
+                route: Route = "auto") -> list[Detections]:
         """Detect objects in H x W x 3 uint8 RGB images.
 
         Images whose router score is ``>= threshold`` leave at exit 1, the others at exit 2
-        (``route`` forces one exit for all). Each result carries its per-stage timings (ms);
-        stage timings of a batch are shared by its images.
+        (``route`` forces one exit for all). ``threshold`` may be one value per image: frames of
+        different cameras batched together each keep their own camera's threshold. Each result
+        carries its per-stage timings (ms); stage timings of a batch are shared by its images.
         """
         if not images:
             return []
+        thresholds = np.broadcast_to(np.asarray(threshold, np.float64), (len(images),))
         t0 = time.perf_counter()
         batch, boxes = self.preprocess(images)
         t1 = time.perf_counter()
@@ -64,7 +66,7 @@ class Predictor:
         elif route == "second":
             second = np.ones(len(images), bool)
         else:
-            second = scores < threshold
+            second = scores < thresholds
         kept: list[torch.Tensor] = [None] * len(images)
         exit_ms, post_ms = {}, 0.0
         for exit_id, mask in ((1, ~second), (2, second)):
@@ -81,7 +83,6 @@ class Predictor:
                 kept[i] = det
             post_ms += (time.perf_counter() - done) * 1000
         t4 = time.perf_counter()
-        used = None if route != "auto" else float(threshold)
         results = []
         for i, (det, box) in enumerate(zip(kept, boxes)):
             exit_id = 2 if second[i] else 1
@@ -93,6 +94,7 @@ class Predictor:
             results.append(Detections(
                 boxes=box.to_original(det[:, :4]), scores=det[:, 4].astype(np.float32),
                 class_ids=det[:, 5].astype(np.int64), class_names=self.class_names,
-                exit=exit_id, router_score=float(scores[i]), threshold=used, timings_ms=timings,
+                exit=exit_id, router_score=float(scores[i]),
+                threshold=None if route != "auto" else float(thresholds[i]), timings_ms=timings,
             ))
         return results

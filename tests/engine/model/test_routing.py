@@ -63,3 +63,20 @@ def test_predictor_routes_per_image_and_maps_boxes_back():
         assert (det.boxes[:, [0, 2]] <= w).all() and (det.boxes[:, [1, 3]] <= h).all()
         assert (det.boxes >= 0).all()
         assert {"preprocess", "stage1", "nms", "total", f"exit{det.exit}"} <= set(det.timings_ms)
+
+
+def test_predictor_takes_one_threshold_per_image():
+    """Frames of different cameras in one batch each meet their own camera's threshold."""
+    model = tiny_model()
+    images = [(np.random.default_rng(i).random((64, 96, 3)) * 255 * (i + 1) / 4).astype(np.uint8) for i in range(4)]
+    predictor = Predictor(TorchBackend(model), model.class_names, imgsz=64, conf_threshold=0.0)
+    scores = [predictor.predict([img], route="first")[0].router_score for img in images]
+    # Image i's threshold sits just above its score for even i (exit 2), just below for odd i (exit 1).
+    thresholds = [s + 1e-4 if i % 2 == 0 else s - 1e-4 for i, s in enumerate(scores)]
+    batch = predictor.predict(images, threshold=thresholds)
+    assert [d.exit for d in batch] == [2, 1, 2, 1]
+    assert [d.threshold for d in batch] == thresholds
+    for det, img, t in zip(batch, images, thresholds):
+        alone = predictor.predict([img], threshold=t)[0]
+        assert alone.exit == det.exit
+        np.testing.assert_allclose(alone.boxes, det.boxes, rtol=1e-4, atol=1e-2)
