@@ -45,9 +45,9 @@ def clip(name: str, difficulty: tuple[float, float], seed: int, frames: int, siz
 
 
 def run_fleet(loaded: LoadedPredictor, cameras: list[CameraSettings], mode: RoutingMode, allocation: str,
-              duration: float | None = None) -> dict:
+              duration: float | None = None, batch: int = 1) -> dict:
     """One monitor run; every camera's events written; returns rates, shares and latencies."""
-    monitor = Monitor(cameras, loaded.predictor, mode, allocation, loaded.calibration)
+    monitor = Monitor(cameras, loaded.predictor, mode, allocation, loaded.calibration, max_batch=batch)
     logs = {c.name: EventLog(c.events) for c in cameras if c.events}
     processed = dict.fromkeys(monitor.camera_names, 0)
     ended: set[str] = set()
@@ -159,18 +159,19 @@ def thread_cpu() -> dict[str, float]:
     return kinds
 
 
-def scale(loaded: LoadedPredictor, seconds: float) -> None:
+def scale(loaded: LoadedPredictor, seconds: float, batch: int, counts: list[int]) -> None:
     """N cameras at 640x360/15 fps, each processed at 5 fps: does any fall behind, and what limits?"""
     base = rss_mb()
-    for count in (1, 2, 4, 8, 16):
+    for count in counts:
         cameras = [CameraSettings(name=f"cam{i}", source=str(clip(f"scale{i % 4}", (0.0, 1.0), 7300 + i % 4, 450)),
                                   realtime=True, loop=True, fps=5.0) for i in range(count)]
         sampler = _ThreadSampler()
         sampler.start()
-        result = run_fleet(loaded, cameras, RoutingMode("target_fps", 5.0 * count), "global", duration=seconds)
+        result = run_fleet(loaded, cameras, RoutingMode("target_fps", 5.0 * count), "global", duration=seconds,
+                           batch=batch)
         busy = sampler.stop()
         slowest = min(c["fps"] for c in result["cameras"].values())
-        print(json.dumps({"cameras": count, "total_fps": result["fps"], "slowest_camera_fps": slowest,
+        print(json.dumps({"cameras": count, "batch": batch, "total_fps": result["fps"], "slowest_camera_fps": slowest,
                           "exit2": result["exit2"], "cpu_ms_per_frame": result["cpu_ms_per_frame"],
                           "rss_mb_over_base": round(rss_mb() - base, 1), "cpu_share_by_thread": busy}), flush=True)
 
@@ -207,6 +208,8 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--frames", type=int, default=300, help="frames per generated camera")
     parser.add_argument("--seconds", type=float, default=20.0, help="scale: seconds per camera count")
+    parser.add_argument("--batch", type=int, default=1, help="scale: most cameras' frames per model call")
+    parser.add_argument("--counts", default="1,2,4,8,16", help="scale: camera counts to run")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     loaded = load_predictor(args.weights, backend=args.backend)
@@ -217,7 +220,7 @@ def main() -> None:
     elif args.which == "live":
         live(loaded, args.frames)
     else:
-        scale(loaded, args.seconds)
+        scale(loaded, args.seconds, args.batch, [int(c) for c in args.counts.split(",")])
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
     sinks = CameraSinks.open(config.cameras, args.metrics_port)
     try:
         runner = Monitor(config.cameras, loaded.predictor, config.budget.mode(), config.budget.allocation,
-                         loaded.calibration)
+                         loaded.calibration, max_batch=config.budget.batch)
     except BaseException:
         sinks.close()
         raise

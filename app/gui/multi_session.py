@@ -179,8 +179,9 @@ class MultiSession(QObject):
                                 f"(the model knows: {', '.join(model.class_names)})")
         sinks = CameraSinks.open(cameras, None)
         try:
-            monitor = Monitor(cameras, model.predictor, self.routing_mode(), self.options.config.budget.allocation,
-                              model.calibration)
+            budget = self.options.config.budget
+            monitor = Monitor(cameras, model.predictor, self.routing_mode(), budget.allocation, model.calibration,
+                              max_batch=budget.batch)
             monitor.start()
         except BaseException:
             sinks.close()

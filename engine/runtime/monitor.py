@@ -134,11 +134,12 @@ class Monitor:
         allocation: ``global`` or ``per-camera``.
         calibration: the model's calibration, if any.
         results_queue: capacity of :attr:`results`.
+        max_batch: most cameras' frames per model call (see :class:`SharedEngine`).
     """
 
     def __init__(self, cameras: Sequence[CameraSettings], predictor: Predictor, mode: RoutingMode,
                  allocation: Allocation = "global", calibration: Calibration | None = None,
-                 results_queue: int = 64) -> None:
+                 results_queue: int = 64, max_batch: int = 1) -> None:
         self.feeds = [CameraFeed(settings) for settings in cameras]
         for feed in self.feeds:
             if feed.failure is not None:
@@ -150,7 +151,7 @@ class Monitor:
         lanes = [feed.lane(self._consumers[feed.name]) for feed in self.running]
         names = [feed.name for feed in self.running] or ["-"]
         self.allocator = Allocator(mode, allocation, names, calibration)
-        self.engine = SharedEngine(predictor, lanes, self.allocator)
+        self.engine = SharedEngine(predictor, lanes, self.allocator, max_batch=max_batch)
         self._started = False
 
     @property

@@ -26,15 +26,21 @@ class FakePredictor:
     def __init__(self, cost: float = 0.002) -> None:
         self.cost = cost
         self.calls: list[float] = []
+        self.batches: list[int] = []
 
     def predict(self, images, threshold=0.5, route="auto"):
         time.sleep(self.cost)
-        score = float(images[0][0, 0, 0]) / 255
-        self.calls.append(score)
-        second = route == "second" or (route == "auto" and score < threshold)
-        empty = np.zeros((0, 4), np.float32)
-        return [Detections(empty, np.zeros(0, np.float32), np.zeros(0, np.int64), ("a",), 2 if second else 1, score,
-                           threshold)]
+        thresholds = np.broadcast_to(np.asarray(threshold, float), (len(images),))
+        self.batches.append(len(images))
+        results = []
+        for image, limit in zip(images, thresholds):
+            score = float(image[0, 0, 0]) / 255
+            self.calls.append(score)
+            second = route == "second" or (route == "auto" and score < limit)
+            empty = np.zeros((0, 4), np.float32)
+            results.append(Detections(empty, np.zeros(0, np.float32), np.zeros(0, np.int64), ("a",),
+                                      2 if second else 1, score, float(limit)))
+        return results
 
 
 class Collect:
@@ -65,9 +71,10 @@ def filled(frames: int, value: int = 128, end: bool = True) -> queue.Queue:
     return q
 
 
-def start(lanes, predictor=None, mode: RoutingMode | None = None, allocation="global") -> SharedEngine:
+def start(lanes, predictor=None, mode: RoutingMode | None = None, allocation="global", max_batch=1) -> SharedEngine:
     engine = SharedEngine(predictor or FakePredictor(), lanes,
-                          Allocator(mode or RoutingMode("first"), allocation, [lane.name for lane in lanes]))
+                          Allocator(mode or RoutingMode("first"), allocation, [lane.name for lane in lanes]),
+                          max_batch=max_batch)
     engine.start()
     return engine
 
@@ -147,3 +154,18 @@ def test_engine_failure_ends_every_lane_with_the_failure():
                    predictor=Broken())
     assert engine.join(5)
     assert all(o.end.failed for o in outs) and "boom" in engine.failure
+
+
+def test_batches_take_each_cameras_own_threshold():
+    outs = {name: Collect() for name in ("calm", "busy", "mid")}
+    values = {"calm": 230, "busy": 40, "mid": 140}
+    lanes = [Lane(name, filled(40, value=values[name]), [outs[name]], live=False) for name in outs]
+    predictor = FakePredictor()
+    engine = start(lanes, predictor, mode=RoutingMode("second_fraction", 0.5), allocation="per-camera", max_batch=3)
+    assert engine.join(10)
+    assert max(predictor.batches) == 3 and sum(predictor.batches) == 120
+    for name, out in outs.items():
+        assert len(out.results) == 40
+        # Per camera: its own median, so a constant camera sits exactly at its threshold (exit 1).
+        late = out.results[20:]
+        assert all(r.detections.threshold == pytest.approx(values[name] / 255) for r in late)
