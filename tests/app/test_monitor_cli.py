@@ -156,7 +156,7 @@ def test_metrics_are_labelled_by_camera(tiny_weights, tmp_path, capsys):
 
     scraper = threading.Thread(target=scrape, daemon=True)
     scraper.start()
-    rc, summary, err = monitor(capsys, config, "--duration", "8", "--metrics-port", str(port))
+    rc, _summary, err = monitor(capsys, config, "--duration", "8", "--metrics-port", str(port))
     scraper.join(5)
     assert rc == 0, err
     assert scraped, "no per-camera metrics were served"
