@@ -130,7 +130,8 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     mode = routing_mode(args, calibration)
     config = PipelineConfig(source=source, mode=mode, realtime=args.realtime, record=args.record, classes=classes,
                             stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects, loop=args.loop,
-                            track=args.track, zones=zones, track_routing=args.track_routing)
+                            track=args.track, zones=zones, track_routing=args.track_routing,
+                            max_frames=args.max_frames)
     sinks = _open_sinks(args, classes)
     pipeline = Pipeline(config, predictor, calibration)
     return StreamingRun(pipeline, sinks, args, info, spec.display, stop).execute()
@@ -225,7 +226,7 @@ class StreamingRun:
                     error = str(item.error) if item.error else "stream failed"
                     # Source errors already name the source; say it once.
                     return "error", error if self.display in error else f"{self.display}: {error}"
-                return "eof", None
+                return ("max_frames" if item.reason == "limit" else "eof"), None
             self.processed += 1
             self.second_exits += item.detections.exit == 2
             self._handle(item, bar)

@@ -56,6 +56,7 @@ class PipelineConfig:
     results_queue: int = 8
     live_results: bool = False  # consumer only wants the newest result (GUI)
     loop: bool = False  # files start over at their end (the GUI's demo)
+    max_frames: int | None = None  # process this many frames, then end ("limit")
     track: bool = True  # attach track ids (and count zones) right after detection
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     zones: tuple[ZoneSettings, ...] = ()
@@ -97,7 +98,7 @@ class Pipeline:
         outputs: list[ResultOutput] = [self.latest, self._results_output]
         if not self.live:
             outputs.append(self.tap)
-        lane = Lane(LANE, engine_input, outputs, live=self.live,
+        lane = Lane(LANE, engine_input, outputs, live=self.live, max_frames=config.max_frames,
                     tracking=lane_tracking(config.track, config.tracker, config.zones),
                     track_routing=config.track_routing)
         self.engine = SharedEngine(predictor, [lane], Allocator(config.mode, "global", [LANE], calibration))

@@ -40,8 +40,9 @@ class StreamEnd:
     """Sentinel closing a stream of items; nothing follows it in the queue.
 
     Attributes:
-        reason: ``"eof"`` (the source ended), ``"stopped"`` (``stop()`` was called) or
-            ``"failed"`` (the source could not be opened or read, reconnects included).
+        reason: ``"eof"`` (the source ended), ``"stopped"`` (``stop()`` was called),
+            ``"limit"`` (the engine processed the frames it was asked for) or ``"failed"``
+            (the source could not be opened or read, reconnects included).
         error: the one-line user-facing error, for ``"failed"`` (the source's, or the engine's
             when it broke); with ``"eof"`` it may tell that the end of a file was damaged (the
             frames before the damage were delivered).

@@ -115,6 +115,8 @@ class Lane:
         tracking: the camera's tracker and zones, stepped by the engine thread (None: no tracking).
         track_routing: a frame right after tracks were born or lost asks for exit 2 (within
             the budget, see :meth:`Allocator.decide`); needs ``tracking``.
+        max_frames: end the lane (``StreamEnd("limit")``) after processing this many frames, so
+            that its recording and its consumer hold exactly that many.
     """
 
     name: str
@@ -124,6 +126,7 @@ class Lane:
     max_fps: float | None = None
     tracking: LaneTracking | None = None
     track_routing: bool = False
+    max_frames: int | None = None
     pending: Frame | None = field(default=None, init=False)
     end: StreamEnd | None = field(default=None, init=False)
     closed: bool = field(default=False, init=False)
@@ -314,6 +317,8 @@ class SharedEngine(Worker):
             output.offer(result, self._stop)
         self._record(lane.name, det, latency_ms, engine_ms,
                      decision.threshold if decision.route == "auto" else None, decision.controller)
+        if lane.max_frames is not None and self.lane_stats(lane.name).frames_processed >= lane.max_frames:
+            self._close(lane, StreamEnd("limit"))
 
     def _learn_source_rate(self, lane: Lane, frame: Frame) -> None:
         """A live lane's frame interval (ms), from frame indices and capture times."""

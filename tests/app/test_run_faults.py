@@ -89,6 +89,16 @@ def test_max_frames_in_all_frames_mode_drops_nothing(tiny_weights, tmp_path, cap
     assert summary["frames_dropped"] == 0, "frames in flight at the stop are not drops"
 
 
+def test_max_frames_records_and_logs_exactly_that_many(tiny_weights, tmp_path, capsys):
+    video, record, events = tmp_path / "in.mp4", tmp_path / "out.mp4", tmp_path / "ev.jsonl"
+    make_video(video, frames=40, fps=10, size=(64, 48))
+    code, summary, err = run_in_process(tiny_weights, capsys, "--source", str(video), "--max-frames", "5",
+                                        "--record", str(record), "--events", str(events))
+    assert code == 0, err
+    assert summary["frames_processed"] == summary["frames_recorded"] == 5
+    assert len(read_times(record)) == 5 and len(events.read_text().splitlines()) == 5
+
+
 def test_signals_during_shutdown_do_not_change_the_outcome(tiny_weights, tmp_path):
     video = tmp_path / "in.mp4"
     make_video(video, frames=300, fps=15, size=(96, 64))
