@@ -103,6 +103,8 @@ class CameraSettings:
             zone enter/leave and line crossings), if any.
         zones: polygon zones and counting lines (need ``track``).
         track_routing: escalate frames after track births or losses to exit 2, within the budget.
+        node: with ``monitor --ray``, run only on a node that has all of these: a Ray custom
+            resource name, or a ``key=value`` node label (where its RTSP network or USB device is).
     """
 
     name: str
@@ -121,6 +123,7 @@ class CameraSettings:
     object_events: str | None = None
     zones: tuple[ZoneSettings, ...] = ()
     track_routing: bool = False
+    node: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):
