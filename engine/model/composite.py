@@ -54,3 +54,41 @@ class CompositeLink(nn.Module):
             return self.fuse_into(x, pieces[stage]) if stage in pieces else x
 
         return fuse
+
+
+class ExportLink(nn.Module):
+    """A :class:`CompositeLink` with glue that exports lean: its graph computes the same sums.
+
+    Traced as written, ``fuse_into`` becomes per target stage an Unsqueeze per piece, a Concat
+    and a ReduceSum (the stack), and per resize a Shape/Gather/Slice/Concat chain feeding
+    Resize's output size. Here each piece is added to ``x`` in turn, and resized by a constant
+    integer factor. The factors depend on which stages the pieces come from, never on the input
+    size (every stage halves its input), so baking them into the graph keeps it valid for every
+    input size the graphs accept.
+    """
+
+    def __init__(self, link: CompositeLink) -> None:
+        super().__init__()
+        self.link = link  # shares the projection weights
+        self.stages = link.stages
+
+    @staticmethod
+    def fuse_into(x: torch.Tensor, pieces: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``x + sum(resize(piece))`` with constant nearest-neighbour factors."""
+        out = x
+        for piece in pieces:
+            # int(): trace-time constants, not shape arithmetic in the graph.
+            factors = (int(x.shape[2]) // int(piece.shape[2]), int(x.shape[3]) // int(piece.shape[3]))
+            if factors != (1, 1):
+                piece = F.interpolate(piece, scale_factor=(float(factors[0]), float(factors[1])), mode="nearest")
+            out = out + piece
+        return out
+
+    def hook(self, features: Mapping[str, torch.Tensor]):
+        """The backbone fuse hook, as :meth:`CompositeLink.hook` gives it."""
+        pieces = self.link.project(features)
+
+        def fuse(stage: str, x: torch.Tensor) -> torch.Tensor:
+            return self.fuse_into(x, pieces[stage]) if stage in pieces else x
+
+        return fuse

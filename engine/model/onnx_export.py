@@ -35,13 +35,14 @@ from torch import nn
 
 from engine.config import to_mapping
 from engine.model.blocks import SpaceToDepth
+from engine.model.composite import CompositeLink, ExportLink
 from engine.model.detector import DynamicDetector, Stage1Output
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
 # Bump when the graphs' layout or names change, so stale cache entries are not reused.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: the composite link exported through ExportLink
 GRAPHS = ("stage1", "exit1", "exit2")
 FEATURE_PREFIX = "feat_"
 MANIFEST = "manifest.json"
@@ -215,6 +216,8 @@ class ExitGraph(nn.Module):
 def _export_graphs(model: DynamicDetector, folder: Path, opset: int, sample_size: tuple[int, int]) -> dict:
     """Writes the three graphs of a fused copy of ``model`` into ``folder``; returns their manifest."""
     fused = copy.deepcopy(model).float().cpu().fuse()
+    if isinstance(fused.link, CompositeLink):
+        fused.link = ExportLink(fused.link)  # same sums, fewer glue operators in the graph
     folded = isinstance(fused.input_transform, SpaceToDepth)
     backbone_input = "folded" if folded else "images"
     features = stage1_features(fused)

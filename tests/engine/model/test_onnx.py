@@ -200,3 +200,28 @@ def test_factory_picks_by_name_and_device(monkeypatch):
 @pytest.mark.parametrize("cores, threads", [(1, 1), (2, 2), (4, 3), (16, 15)])
 def test_default_threads_leave_a_core_on_bigger_machines(cores, threads):
     assert default_threads(cores) == threads
+
+
+def test_composite_link_exports_as_a_chain_of_adds_with_constant_resizes(pair):
+    import onnx
+
+    graph = onnx.load(pair[1].graphs.files["exit2"]).graph
+    ops = [node.op_type for node in graph.node]
+    assert "ReduceSum" not in ops, "the link's stack-and-sum glue is gone"
+    # Every link resize reads constant scales (no shape arithmetic): only the neck's own
+    # upsampling may compute a size.
+    sized = [node for node in graph.node if node.op_type == "Resize" and len(node.input) == 4 and node.input[3]]
+    assert len(sized) <= 2
+
+
+@pytest.mark.parametrize("size", [(64, 96), (128, 64)])
+def test_export_link_sums_like_the_composite_link(size):
+    from engine.model.composite import CompositeLink, ExportLink
+
+    model = tiny_model(seed=4)
+    with torch.no_grad():
+        pieces = model.link.project(model.stage1(torch.rand(2, 3, *size)).features)
+        for stage in model.link.stages:
+            x = torch.rand_like(pieces[stage][0])  # the first piece comes from this stage: x's shape
+            lean, eager = ExportLink.fuse_into(x, pieces[stage]), CompositeLink.fuse_into(x, pieces[stage])
+            torch.testing.assert_close(lean, eager)
