@@ -45,12 +45,24 @@ class QuitOnFrames(QObject):
         self.request = request
         self.saved = False
         self.exit_code = 1
+        self.error: str | None = None  # why the script did not get its frames, for stderr
         self._pending = False
+        self._frames = 0
         session.framesProcessed.connect(self._on_frames)
-        session.errorShown.connect(lambda _message: self._schedule(success=False))
-        session.streamFinished.connect(lambda _reason: self._schedule(success=False))
+        session.errorShown.connect(self._on_error)
+        session.streamFinished.connect(self._on_finished)
+
+    def _on_error(self, message: str) -> None:
+        self.error = self.error or message
+        self._schedule(success=False)
+
+    def _on_finished(self, reason: str) -> None:
+        self.error = self.error or (f"the stream ended ({reason}) after {self._frames} of "
+                                    f"{self.request.frames} frames")
+        self._schedule(success=False)
 
     def _on_frames(self, total: int) -> None:
+        self._frames = total
         if total >= self.request.frames:
             self._schedule(success=True)
 
@@ -113,6 +125,8 @@ def _run(app: QApplication, window: QMainWindow, session: Session | MultiSession
         print(json.dumps(session.summary()), flush=True)
     window.close()  # a screenshot exit leaves the window open; closing stops the session
     session.shutdown()
+    if hook is not None and hook.exit_code and hook.error:
+        print(f"error: {hook.error}", file=sys.stderr)
     return hook.exit_code if hook is not None else code
 
 

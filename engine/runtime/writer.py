@@ -346,6 +346,9 @@ def _check_writable(path: Path) -> None:
     """Fail early, with one clear line, when ``path`` cannot become a recording."""
     if path.is_dir():
         raise UserError(f"{path}: is a folder; give a file name for the recording")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # mkdir would say "File exists", which misleads
+        raise UserError(f"{path}: cannot write recording ({blocking} is a file, not a folder)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb"):

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-GUI_MODULES = ("application", "bridge", "chart", "class_filter", "controls", "images", "main_window",
-               "model_loader", "overlay", "playback_controls", "routing_controls", "session", "source_controls",
-               "telemetry", "theme", "video_view")
+GUI_MODULES = ("application", "bridge", "camera_bridge", "camera_grid", "camera_telemetry", "camera_window", "chart",
+               "class_filter", "controls", "images", "main_window", "model_loader", "multi_session", "overlay",
+               "playback_controls", "routing_controls", "session", "source_controls", "telemetry", "theme",
+               "video_view")
 
 
 def headless_env(**extra: str) -> dict[str, str]:
@@ -61,3 +62,13 @@ def test_quit_after_frames_prints_a_run_summary(weights, backend, videos, reques
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["frames_processed"] >= 12 and summary["target_fps"] == 6.0
     assert 0 < summary["processing_fps"] < 20 and 0 <= summary["second_exit_fraction"] <= 1
+
+
+def test_a_scripted_run_that_fails_says_why_in_one_line(tiny_weights, tmp_path):
+    command = [sys.executable, "main.py", "gui", "--weights", str(tiny_weights), "--backend", "torch",
+               "--source", str(tmp_path / "nope.mp4"), "--quit-after-frames", "5"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=180,
+                            env=headless_env(QT_QPA_PLATFORM="offscreen"))
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nope.mp4" in errors[0], result.stderr

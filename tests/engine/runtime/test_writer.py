@@ -214,3 +214,12 @@ def test_full_disk_stops_the_recording_in_one_line_and_counts_what_the_file_hold
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and warnings[0].exc_info is None
     assert "No space left on device" in warnings[0].getMessage()
+
+
+def test_a_file_in_the_way_of_the_folder_is_named(tmp_path):
+    from engine.errors import UserError
+    from engine.runtime.writer import Writer
+
+    (tmp_path / "notes").write_text("a file, not a folder")
+    with pytest.raises(UserError, match="notes is a file, not a folder"):
+        Writer(str(tmp_path / "notes" / "out.mp4")).start()
