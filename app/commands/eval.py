@@ -93,11 +93,43 @@ def run_dataset(args: argparse.Namespace) -> int:
     result["exit1"]["ms_per_image"], result["exit2"]["ms_per_image"] = round(exit1_ms, 2), round(exit2_ms, 2)
     result["images"] = len(run_.truth)
     result["difficulty_correlation"] = difficulty_correlation(dataset, run_.scores)
-    plot = Path(args.plot) if args.plot else weights.with_name(f"{weights.stem}-tradeoff.png")
+    plot = Path(args.plot) if args.plot else default_plot_path(weights)
     plot_tradeoff(result, plot)
     result["plot"] = str(plot)
+    print(_dataset_table(result), file=sys.stderr)
     print(json.dumps(result))
     return 0
+
+
+def default_plot_path(weights: Path) -> Path:
+    """Beside the weights, or under runs/eval when their folder is read-only (a shared or installed model)."""
+    import os
+
+    if os.access(weights.parent, os.W_OK):
+        return weights.with_name(f"{weights.stem}-tradeoff.png")
+    return Path("runs") / "eval" / f"{weights.stem}-tradeoff.png"
+
+
+def _dataset_table(result: dict) -> str:
+    """The evaluation for a person: each exit, then the router against random routing at a few shares."""
+    gap = result["exit2"]["map"] - result["exit1"]["map"]
+    lines = [f"{result['images']} images; Spearman rho of router score against true difficulty: "
+             f"{result['difficulty_correlation']}",
+             f"{'':<16} {'mAP':>6} {'mAP50':>6} {'ms/img':>7} {'gap recovered':>14}"]
+    for name in ("exit1", "exit2"):
+        row = result[name]
+        lines.append(f"{name.replace('exit', 'exit '):<16} {row['map']:>6.3f} {row['map50']:>6.3f} "
+                     f"{row['ms_per_image']:>7.2f}")
+    random = {round(r["second_fraction"], 2): r for r in result["random"]}
+    for row in result["router"]:
+        share = round(row["second_fraction"], 2)
+        if share not in (0.3, 0.5, 0.7) or share not in random:
+            continue
+        for label, entry in ((f"router {share:.0%}", row), (f"random {share:.0%}", random[share])):
+            recovered = (entry["map"] - result["exit1"]["map"]) / gap if gap > 0 else float("nan")
+            lines.append(f"{label:<16} {entry['map']:>6.3f} {entry['map50']:>6.3f} "
+                         f"{entry.get('ms_per_image', row['ms_per_image']):>7.2f} {recovered:>13.0%}")
+    return "\n".join(lines)
 
 
 def difficulty_correlation(dataset, scores) -> float | None:
