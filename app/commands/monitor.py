@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--duration", type=finite_float, help="stop after this many seconds")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run the cameras on a Ray cluster: HOST:PORT of its head, 'auto' (this machine "
+                             "joined it with ray start) or 'local' (a private one on 127.0.0.1); docs/fleet.md")
     parser.set_defaults(func=monitor)
 
 
@@ -41,6 +44,8 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise UserError(f"--metrics-port must be a TCP port (1-65535), got {args.metrics_port}")
     config = load_monitor_config(args.config)
+    if args.ray:
+        return _monitor_fleet(args, config, stop)
     loaded = load_model(config.model)
     for camera in config.cameras:
         unknown = [c for c in camera.classes if c not in loaded.class_names]
@@ -60,6 +65,31 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
         sinks.close()
         raise
     return MonitorRun(runner, sinks, config, args, stop).execute()
+
+
+def _monitor_fleet(args: argparse.Namespace, config, stop: threading.Event) -> int:
+    """The same run over a Ray cluster: one engine per node, events and metrics back here."""
+    from dataclasses import replace
+
+    from app.commands.common import default_weights, resolve_config
+    from engine.fleet.cluster import connect, disconnect
+    from engine.fleet.driver import FleetMonitor
+
+    weights = Path(config.model.weights or default_weights()).resolve()
+    model_config = resolve_config(config.model.config)
+    connect(args.ray)
+    try:
+        runner = FleetMonitor(config, weights, model_config.resolve() if model_config else None)
+        try:  # snapshots are taken on the nodes, where the pictures are
+            sinks = CameraSinks.open([replace(c, snapshot_dir=None) for c in config.cameras], args.metrics_port)
+        except BaseException:
+            runner.shutdown()
+            raise
+        if sinks.metrics is not None:
+            runner.attach_metrics(sinks.metrics.registry)
+        return FleetRun(runner, sinks, config, args, stop).execute()
+    finally:
+        disconnect()
 
 
 @dataclass
@@ -227,6 +257,17 @@ class MonitorRun:
             "mode": budget.mode().describe(),
             "exit_reason": reason,
         }
+
+
+class FleetRun(MonitorRun):
+    """The consumer loop over a fleet: the same summary, plus where each camera ran and nodes lost."""
+
+    def _summary(self, reason: str, elapsed: float) -> dict:
+        summary = super()._summary(reason, elapsed)
+        for name, entry in summary["cameras"].items():
+            entry.update(self.runner.camera_summary(name))
+        summary["nodes_lost"] = self.runner.nodes_lost
+        return summary
 
 
 def _progress_bar():
