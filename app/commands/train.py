@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +37,34 @@ def run(args: argparse.Namespace) -> int:
     from engine.train.run import train
 
     cfg = with_overrides(load_train_config(args.config), parse_overrides(args.set))
+    check_data_exists(cfg.data.path)
     start = time.perf_counter()
     path = train(cfg, resume=args.resume)
     print(json.dumps({"model": str(path), "minutes": round((time.perf_counter() - start) / 60, 1)}))
+    print(next_steps(path, cfg.data.path), file=sys.stderr)
     return 0
+
+
+def check_data_exists(data_path: str) -> None:
+    """Missing training data is named as such, with the command that makes the generated kind."""
+    from pathlib import Path
+
+    from engine.errors import UserError
+
+    path = Path(data_path)
+    if path.exists():
+        return
+    folder = path.parent if path.suffix in (".yaml", ".yml") else path
+    raise UserError(f"training data not found: {path} (data.path); generate a dataset there with "
+                    f"`python main.py synth --out {folder} --images 200`, or point data.path at your own "
+                    "data.yaml or COCO folder (docs/data.md)")
+
+
+def next_steps(model: object, data_path: str) -> str:
+    """What a person does with a freshly trained model."""
+    return "\n".join([
+        f"trained and calibrated on the validation split: {model}. Next:",
+        f"  python main.py eval --weights {model} --data {data_path}   # mAP of each exit and the router",
+        f"  python main.py calibrate --weights {model} --data DATA --out OUT   # thresholds, costs on this machine",
+        f"  python main.py run --weights {model} --source VIDEO        # or gui, or monitor with cameras.yaml",
+    ])
