@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "assets" / "dy-yolov7-tiny.safetensors"
 FPS = 10
 KEYS = {"events", "truth", "map", "map50", "streaming_map", "streaming_map50", "frames", "processed",
-        "second_exit_fraction", "mean_latency_ms", "mean_result_age_frames"}
+        "second_exit_fraction", "mean_latency_ms", "mean_result_age_frames", "mota", "idf1", "hota"}
 
 
 @pytest.fixture(scope="module")
