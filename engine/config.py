@@ -40,6 +40,14 @@ _SHORT = _short_repr()
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping safely (see :func:`parse_yaml`); every failure becomes one ConfigError line."""
+    data = load_yaml_any(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_yaml_any(path: str | Path) -> Any:
+    """Read any YAML document safely (a mapping, a list, ...); failures are one ConfigError line."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -47,10 +55,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
-    data = parse_yaml(text, str(path))
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
+    return parse_yaml(text, str(path))
 
 
 def parse_yaml(text: str, where: str) -> Any:

@@ -78,7 +78,7 @@ def check_positive(name: str, value: float | None) -> None:
 
 
 def add_model_arguments(parser) -> None:
-    """--weights/--config/--backend/--imgsz/--conf/--iou/--threads, shared by the streaming commands."""
+    """--weights/--config/--backend/--imgsz/--conf/--iou/--threads/--names, shared by the streaming commands."""
     parser.add_argument("--weights", help="model file (default: the bundled model)")
     parser.add_argument("--config", help="architecture YAML for reference checkpoints (ours or theirs)")
     parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
@@ -89,12 +89,13 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--iou", type=finite_float, default=0.45,
                         help="NMS IoU threshold (YOLO family; Faster R-CNN applies its own)")
     parser.add_argument("--threads", type=int, help="inference threads (default: backend's choice)")
+    parser.add_argument("--names", help="class names for the model: a YAML list, or a data.yaml (its names)")
 
 
 def model_options(args) -> ModelOptions:
     """The model options of a command's arguments (see :func:`add_model_arguments`)."""
     return ModelOptions(weights=args.weights, config=args.config, backend=args.backend, imgsz=args.imgsz,
-                        conf=args.conf, iou=args.iou, threads=args.threads)
+                        conf=args.conf, iou=args.iou, threads=args.threads, names=args.names)
 
 
 def load_model(options: ModelOptions):
@@ -107,7 +108,8 @@ def load_model(options: ModelOptions):
 
     weights = options.weights or default_weights()
     return load_predictor(weights, config=resolve_config(options.config), backend=options.backend,
-                          imgsz=options.imgsz, conf=options.conf, iou=options.iou, threads=options.threads)
+                          imgsz=options.imgsz, conf=options.conf, iou=options.iou, threads=options.threads,
+                          names=options.names)
 
 
 def finite_float(text: str) -> float:

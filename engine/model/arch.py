@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from engine.config import from_mapping, load_yaml
+from engine.data.coco_names import COCO_NAMES
 from engine.errors import ConfigError
 
 
@@ -143,7 +144,12 @@ class ArchSpec:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return self.class_names or tuple(f"class{i}" for i in range(self.num_classes))
+        """The class names; a nameless 80-class model is COCO-trained (the reference checkpoints)."""
+        if self.class_names:
+            return self.class_names
+        if self.num_classes == len(COCO_NAMES):
+            return COCO_NAMES
+        return tuple(f"class{i}" for i in range(self.num_classes))
 
     @property
     def strides(self) -> dict[str, int]:

@@ -35,6 +35,7 @@ class ModelOptions:
     conf: float = 0.25
     iou: float = 0.45
     threads: int | None = None
+    names: str | None = None  # a YAML list of class names, or a data.yaml, replacing the model's own
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def check_model_options(*, imgsz: int | None, conf: float, iou: float, threads: 
 
 def load_predictor(weights: str | Path, *, config: str | Path | None = None, backend: str = "auto",
                    imgsz: int | None = None, conf: float = 0.25, iou: float = 0.45,
-                   threads: int | None = None) -> LoadedPredictor:
+                   threads: int | None = None, names: str | Path | None = None) -> LoadedPredictor:
     """Load ``weights`` (our model files or reference checkpoints) onto ``backend``.
 
     Args:
@@ -69,6 +70,8 @@ def load_predictor(weights: str | Path, *, config: str | Path | None = None, bac
         imgsz: network input size (None: the model's own).
         conf, iou: confidence and NMS IoU thresholds.
         threads: inference threads (None: the backend's choice).
+        names: a YAML file with the class names (a list, or a data.yaml's ``names``), for a model
+            file that lacks them or has placeholders; their count must match the model's.
 
     Raises:
         UserError: an option out of range, or a model file that cannot be used.
@@ -81,6 +84,19 @@ def load_predictor(weights: str | Path, *, config: str | Path | None = None, bac
     weights = Path(weights)
     model = load_detector(weights, config)
     size = imgsz or model.input_size
+    class_names = tuple(model.class_names) if names is None else read_class_names(names, len(model.class_names))
     staged = backends.make_backend(model, backend, threads=threads, weights_path=weights)
-    predictor = Predictor(staged, model.class_names, size, conf, iou, stride=model.stride)
-    return LoadedPredictor(predictor, tuple(model.class_names), model.calibration)
+    predictor = Predictor(staged, class_names, size, conf, iou, stride=model.stride)
+    return LoadedPredictor(predictor, class_names, model.calibration)
+
+
+def read_class_names(path: str | Path, count: int) -> tuple[str, ...]:
+    """Class names from a YAML list or a data.yaml (``names``/``nc``); exactly ``count`` of them."""
+    from engine.config import load_yaml_any
+    from engine.data.yolo_format import class_names
+
+    data = load_yaml_any(path)
+    names = tuple(str(n) for n in data) if isinstance(data, list) else class_names(data, Path(path))
+    if len(names) != count:
+        raise UserError(f"--names {path}: {len(names)} names for a model with {count} classes")
+    return names
