@@ -20,8 +20,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass
 
 from engine.errors import UserError
@@ -97,16 +99,33 @@ def connect(address: str) -> RaySession:
         options.update(include_dashboard=False, _node_ip_address="127.0.0.1")
     elif host is not None and is_loopback(host):
         options["_node_ip_address"] = "127.0.0.1"
+    handlers = _signal_handlers()
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot join the Ray cluster at {address}: {message}") from None
+    finally:
+        # ray.init installs its own SIGTERM handler, which kills the driver outright; the
+        # application's handlers (a clean stop with a summary) are put back.
+        _restore(handlers)
     authenticated = os.environ.get("RAY_AUTH_MODE", "disabled") == "token"
     if not authenticated:
         logger.warning("Ray token authentication is off: anyone who reaches the cluster's ports can run code "
                        "on it; set RAY_AUTH_MODE=token on every node and here (docs/fleet.md)")
     return RaySession(address, address == "local", authenticated)
+
+
+def _signal_handlers() -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 def _probe(address: str, host: str, port: int) -> None:
