@@ -4,8 +4,8 @@ A node's capacity is the frame rate its engine holds at the fleet's expected exi
 from its measured per-frame costs: ``1000 / (c1 + share * (c2 - c1))`` frames per second
 (the rate controller's cost model). A camera asks for its ``fps`` (or :data:`DEFAULT_FPS` when
 it has no cap). Cameras are placed one at a time, the most constrained and the fastest first,
-on the eligible node with the most headroom left, so a slow node ends up with fewer cameras
-and no node is filled while another idles.
+on the eligible node that is then the least utilised (asked rate over capacity), so a slow
+node ends up with fewer cameras and no node is filled while another idles.
 
 Placement is sticky: cameras already running on a node that is still there stay put, so a
 node that leaves moves only its own cameras and a node that (re)joins gets cameras only when
@@ -135,8 +135,8 @@ def place(cameras: Sequence[CameraDemand], nodes: Sequence[NodeCapacity], second
         eligible = [node for node in nodes if node.satisfies(camera.pins)]
         workers = [node for node in eligible if not node.head]
         candidates = workers or eligible
-        best = max(candidates, key=lambda n: (capacity[n.node_id] - load[n.node_id] - camera.fps,
-                                              -_count(assignment, n.node_id), n.node_id))
+        best = min(candidates, key=lambda n: ((load[n.node_id] + camera.fps) / capacity[n.node_id],
+                                              _count(assignment, n.node_id), n.node_id))
         assignment[camera.name] = best.node_id
         load[best.node_id] += camera.fps
     return Placement(assignment, load, capacity)

@@ -8,6 +8,7 @@ on in one file. Also: the bad inputs, and a local fleet that listens on loopback
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import os
@@ -31,8 +32,12 @@ RECOVERY_SECONDS = 15.0
 
 @pytest.fixture
 def ray_env(monkeypatch) -> dict[str, str]:
-    """The environment of every Ray process of a test: token auth, no usage stats, loopback."""
-    pytest.importorskip("ray")
+    """The environment of every Ray process of a test: token auth, no usage stats, loopback.
+
+    Set before Ray is imported here: it reads some of them once, at import.
+    """
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed")
     values = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     for key, value in values.items():
@@ -136,7 +141,7 @@ def test_a_lost_node_moves_its_cameras(tiny_weights, tmp_path, ray_cluster, ray_
     assert summary["nodes_lost"] == 1
     moved = sorted(name for name, c in summary["cameras"].items() if c["moves"] == 1)
     stayed = sorted(name for name, c in summary["cameras"].items() if c["moves"] == 0)
-    assert len(moved) == 2 and len(stayed) == 2, summary  # both workers had two cameras
+    assert moved and stayed, summary  # the cameras were spread over both workers
     assert len({c["node"] for c in summary["cameras"].values()}) == 1  # all on the survivor now
     for name in names:
         times = [e["wall_time"] for e in events_of(tmp_path / f"{name}.jsonl")]
