@@ -24,6 +24,11 @@ class Detections:
         timings_ms: per-stage wall time, e.g. ``{"preprocess": .., "stage1": .., "exit1": .., "nms": ..}``.
         track_ids: ``[K]`` int64 track ids from the camera's tracker, ``-1`` for a detection no
             track claimed; ``None`` when no tracker runs.
+        score_rank: where this frame's router score falls among its camera's recent frames, in
+            [0, 1] (0: harder than all of them, 1: easier), when the runtime knows them; this is
+            the score people see, since raw router scores crowd near 0 and 1.
+        threshold_rank: the threshold on the same scale (under a share-based mode, about the
+            exit-2 share), None when the route was forced.
     """
 
     boxes: np.ndarray
@@ -35,6 +40,8 @@ class Detections:
     threshold: float | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     track_ids: np.ndarray | None = None
+    score_rank: float | None = None
+    threshold_rank: float | None = None
 
     def __post_init__(self) -> None:
         if self.boxes.ndim != 2 or self.boxes.shape[1] != 4:
@@ -48,6 +55,18 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.boxes)
+
+    @property
+    def shown_score(self) -> float:
+        """The router score as displayed and logged: its rank among recent frames when known."""
+        return self.router_score if self.score_rank is None else self.score_rank
+
+    @property
+    def shown_threshold(self) -> float | None:
+        """The threshold on the scale of :attr:`shown_score` (None: the exit was forced)."""
+        if self.threshold is None:
+            return None
+        return self.threshold if self.threshold_rank is None else self.threshold_rank
 
     @property
     def labels(self) -> list[str]:
@@ -82,7 +101,7 @@ class Detections:
         return Detections(
             self.boxes[mask], self.scores[mask], self.class_ids[mask], self.class_names,
             self.exit, self.router_score, self.threshold, dict(self.timings_ms),
-            None if self.track_ids is None else self.track_ids[mask],
+            None if self.track_ids is None else self.track_ids[mask], self.score_rank, self.threshold_rank,
         )
 
     def to_records(self) -> list[dict]:

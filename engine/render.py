@@ -39,15 +39,34 @@ def draw_detections(image: np.ndarray, det: Detections, badge: bool = True, late
     return out
 
 
-def draw_badge(image: np.ndarray, det: Detections, latency_ms: float | None, scale: float) -> None:
-    """Top-left badge: which exit, the router score against the threshold, the latency."""
-    color = EXIT_COLORS.get(det.exit, (200, 200, 200))
-    relation = ""
-    if det.threshold is not None:
-        relation = f" {'>=' if det.router_score >= det.threshold else '<'} {det.threshold:.3f}"
-    lines = [f"EXIT {det.exit}", f"score {det.router_score:.3f}{relation}"]
+def badge_lines(det: Detections, latency_ms: float | None) -> list[str]:
+    """The exit badge's text, for recordings and the GUI alike: the exit, the router score against
+    the threshold it met (or that the exit was forced), and the capture-to-result latency.
+
+    Scores are shown as ranks among the camera's recent frames when the runtime provides them
+    (``0.62``: easier than 62 % of them), so they spread over [0, 1] whatever the router's
+    saturation; the relation comes from the decision itself.
+    """
+    score, threshold = det.shown_score, det.shown_threshold
+    if threshold is None:
+        routing = f"router score {score:.2f} (exit forced)"
+    else:
+        relation = "<" if det.exit == 2 else ">="
+        digits = 2
+        # Close calls must not read as "0.50 < 0.50": show as many digits as tell them apart.
+        while digits < 4 and f"{score:.{digits}f}" == f"{threshold:.{digits}f}":
+            digits += 1
+        routing = f"router score {score:.{digits}f} {relation} {threshold:.{digits}f}"
+    lines = [f"EXIT {det.exit}", routing]
     if latency_ms is not None:
-        lines.append(f"{latency_ms:.0f} ms")
+        lines.append(f"latency {latency_ms:.0f} ms")
+    return lines
+
+
+def draw_badge(image: np.ndarray, det: Detections, latency_ms: float | None, scale: float) -> None:
+    """Top-left badge (see :func:`badge_lines`), in the exit's colour."""
+    color = EXIT_COLORS.get(det.exit, (200, 200, 200))
+    lines = badge_lines(det, latency_ms)
     font_scale = scale * 0.9
     sizes = [cv2.getTextSize(t, FONT, font_scale, 1)[0] for t in lines]
     line_h = max(h for _, h in sizes) + int(8 * scale) + 2

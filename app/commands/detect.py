@@ -26,25 +26,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from app.commands.common import default_weights, input_size, read_image_rgb, resolve_config
+    from app.commands.common import load_model, read_image_rgb
     from engine.errors import UserError
-    from engine.model.backends import TorchBackend
-    from engine.model.checkpoint import load_detector
-    from engine.model.predictor import Predictor
+    from engine.model.loading import ModelOptions
     from engine.render import draw_detections
 
-    for name in ("threshold", "conf", "iou"):
-        value = getattr(args, name)
-        if value is not None and not 0 <= value <= 1:
-            raise UserError(f"--{name} must be between 0 and 1, got {value}")
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
     image = read_image_rgb(args.source)
     if args.out:
         _check_writable(args.out)
-    model = load_detector(args.weights or default_weights(), resolve_config(args.config))
-    imgsz = input_size(args.imgsz, model.input_size)
-    predictor = Predictor(TorchBackend(model), model.class_names, imgsz, args.conf, args.iou)
-    threshold = args.threshold if args.threshold is not None else _default_threshold(model)
-    det = predictor.predict([image], threshold=threshold, route=args.route or "auto")[0]
+    # One image: eager PyTorch answers at once, where an exported graph would first be built.
+    loaded = load_model(ModelOptions(weights=args.weights, config=args.config, backend="torch", imgsz=args.imgsz,
+                                     conf=args.conf, iou=args.iou))
+    threshold = args.threshold if args.threshold is not None else _default_threshold(loaded.calibration)
+    det = loaded.predictor.predict([image], threshold=threshold, route=args.route or "auto")[0]
     for record in det.to_records():
         print(json.dumps(record))
     summary = {"exit": det.exit, "router_score": round(det.router_score, 5), "threshold": det.threshold,
@@ -57,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_threshold(model) -> float:
+def _default_threshold(calibration) -> float:
     """Half the images to exit 2 when calibrated, else the reference default 0.5."""
-    return model.calibration.threshold_for(0.5) if model.calibration else 0.5
+    return calibration.threshold_for(0.5) if calibration else 0.5
 
 
 def _check_writable(path: str) -> None:

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     routing = parser.add_mutually_exclusive_group()
     routing.add_argument("--target-fps", type=finite_float, help="hold this processing rate (the controller)")
     routing.add_argument("--threshold", type=finite_float, help="fixed router threshold: score >= T leaves at exit 1")
-    routing.add_argument("--second-fraction", type=finite_float, help="send this calibrated share to exit 2")
+    routing.add_argument("--second-fraction", type=finite_float,
+                         help="send this share of the stream's frames to exit 2 (the default, at 0.5)")
     routing.add_argument("--route", choices=["first", "second"], help="force one exit")
     parser.add_argument("--record", help="write the annotated video here (.mp4 or .mkv; crash-safe)")
     parser.add_argument("--events", help="write one JSON line per processed frame here")
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def routing_mode(args: argparse.Namespace, calibration):
+def routing_mode(args: argparse.Namespace):
     from engine.runtime.routing import RoutingMode
 
     if args.target_fps is not None:
@@ -65,8 +66,10 @@ def routing_mode(args: argparse.Namespace, calibration):
         return RoutingMode("second_fraction", args.second_fraction)
     if args.route:
         return RoutingMode(args.route)
-    # Default: half the frames to exit 2 when calibrated, else the reference threshold.
-    return RoutingMode("second_fraction", 0.5) if calibration else RoutingMode("threshold", 0.5)
+    # Default: the hardest half of this stream's recent frames go to exit 2. A share of the
+    # stream's own scores carries over to any footage, where a threshold calibrated elsewhere
+    # (or the reference 0.5) can send every frame one way.
+    return RoutingMode("second_fraction", 0.5)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -127,7 +130,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     _check_classes(classes, names)
     for zone in zones:
         zone.check_classes(names)
-    mode = routing_mode(args, calibration)
+    mode = routing_mode(args)
     config = PipelineConfig(source=source, mode=mode, realtime=args.realtime, record=args.record, classes=classes,
                             stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects, loop=args.loop,
                             track=args.track, zones=zones, track_routing=args.track_routing,

@@ -80,9 +80,9 @@ class TelemetryChart(QWidget):
 
     def add_frame(self, detections: Detections, when: float | None = None) -> None:
         """Record one processed frame's routing (drawn at the next :meth:`refresh`)."""
-        threshold = math.nan if detections.threshold is None else float(detections.threshold)
+        threshold = math.nan if detections.shown_threshold is None else float(detections.shown_threshold)
         when = time.monotonic() if when is None else when
-        self._frames.append((when, float(detections.router_score), threshold, detections.exit))
+        self._frames.append((when, float(detections.shown_score), threshold, detections.exit))
 
     def add_rate(self, fps: float, target_fps: float | None, when: float | None = None) -> None:
         """Record the processing rate (and the target, when there is one)."""

@@ -16,6 +16,7 @@ from PyQt6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
 
 from app.gui.theme import class_qcolor, exit_color
 from engine.detections import Detections
+from engine.render import badge_lines
 from engine.tracking.state import ZoneState
 
 logger = logging.getLogger(__name__)
@@ -58,23 +59,6 @@ class ImageMapping:
         origin = self.target.topLeft()
         return QRectF(origin.x() + x1 * self.scale, origin.y() + y1 * self.scale,
                       (x2 - x1) * self.scale, (y2 - y1) * self.scale)
-
-
-def badge_lines(det: Detections, latency_ms: float | None) -> list[str]:
-    """The badge's text: which exit, the router score against the threshold, the latency."""
-    if det.threshold is None:
-        routing = f"router score {det.router_score:.3f} (exit forced)"
-    else:
-        relation = ">=" if det.router_score >= det.threshold else "<"
-        digits = 3
-        # Close calls must not read as "0.503 < 0.503": show as many digits as tell them apart.
-        while digits < 6 and f"{det.router_score:.{digits}f}" == f"{det.threshold:.{digits}f}":
-            digits += 1
-        routing = f"router score {det.router_score:.{digits}f} {relation} {det.threshold:.{digits}f}"
-    lines = [f"EXIT {det.exit}", routing]
-    if latency_ms is not None:
-        lines.append(f"latency {latency_ms:.0f} ms")
-    return lines
 
 
 def _font(point_size: float, bold: bool = False) -> QFont:

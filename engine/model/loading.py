@@ -79,6 +79,7 @@ def load_predictor(weights: str | Path, *, config: str | Path | None = None, bac
     from engine.model import backends
     from engine.model.checkpoint import load_detector
     from engine.model.predictor import Predictor
+    from engine.model.score_scale import readable_calibration
 
     check_model_options(imgsz=imgsz, conf=conf, iou=iou, threads=threads)
     weights = Path(weights)
@@ -86,8 +87,10 @@ def load_predictor(weights: str | Path, *, config: str | Path | None = None, bac
     size = imgsz or model.input_size
     class_names = tuple(model.class_names) if names is None else read_class_names(names, len(model.class_names))
     staged = backends.make_backend(model, backend, threads=threads, weights_path=weights)
-    predictor = Predictor(staged, class_names, size, conf, iou, stride=model.stride)
-    return LoadedPredictor(predictor, class_names, model.calibration)
+    # Everything downstream (thresholds, the controller, events, badges) reads the readable score.
+    scale, calibration = readable_calibration(model.calibration)
+    predictor = Predictor(staged, class_names, size, conf, iou, stride=model.stride, score_scale=scale)
+    return LoadedPredictor(predictor, class_names, calibration)
 
 
 def read_class_names(path: str | Path, count: int) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import torch
 from engine.detections import Detections
 from engine.model.backends import StagedBackend
 from engine.model.postprocess import InputPacker, Letterbox
+from engine.model.score_scale import ScoreScale
 
 Route = Literal["auto", "first", "second"]
 
@@ -23,11 +24,13 @@ class Predictor:
         backend: any :class:`StagedBackend` (PyTorch, ONNX Runtime).
         class_names: names indexed by class id.
         imgsz: longer side of the network input; sides are padded to a multiple of ``stride``.
+        score_scale: maps the router's raw scores onto the readable scale that thresholds, events
+            and displays use (see :mod:`engine.model.score_scale`); None keeps them raw.
     """
 
     def __init__(self, backend: StagedBackend, class_names: Sequence[str], imgsz: int = 640,
                  conf_threshold: float = 0.25, iou_threshold: float = 0.45, max_detections: int = 300,
-                 stride: int = 32) -> None:
+                 stride: int = 32, score_scale: ScoreScale | None = None) -> None:
         self.backend = backend
         self.class_names = tuple(class_names)
         self.imgsz = imgsz
@@ -35,6 +38,7 @@ class Predictor:
         self.iou_threshold = iou_threshold
         self.max_detections = max_detections
         self.stride = stride
+        self.score_scale = score_scale
         self._packer = InputPacker(imgsz, stride)
 
     def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
@@ -60,6 +64,8 @@ class Predictor:
         batch, boxes = self.preprocess(images)
         t1 = time.perf_counter()
         state, scores = self.backend.stage1(batch)
+        if self.score_scale is not None:
+            scores = self.score_scale.apply(scores)
         t2 = time.perf_counter()
         if route == "first":
             second = np.zeros(len(images), bool)

@@ -107,6 +107,15 @@ class Allocator:
             return self.calibration.threshold_for(share) if self.calibration is not None else 0.5
         return float(np.quantile(np.fromiter(scores, float, len(scores)), share))
 
+    def rank(self, camera: str, score: float) -> float | None:
+        """Where ``score`` falls among ``camera``'s recent scores, in [0, 1] (mid-rank for ties);
+        None until the camera has :data:`MIN_SCORES` of them. What people see as the score."""
+        window = self.per_camera[camera]
+        if len(window) < MIN_SCORES:
+            return None
+        recent = np.fromiter(window, float, len(window))
+        return float(((recent < score).sum() + 0.5 * (recent == score).sum()) / len(recent))
+
     def observe(self, camera: str, exit_taken: int, score: float, frame_ms: float, cycle_ms: float | None = None,
                 source_interval_ms: float | None = None) -> None:
         """Record one processed frame of ``camera`` (its score, and the engine's time on it)."""

@@ -310,15 +310,23 @@ class SharedEngine(Worker):
         cycle_ms = None if self._last_done is None else (done - self._last_done) * 1000
         self._last_done = done
         self._learn_source_rate(lane, frame)
+        det = self._with_ranks(lane.name, det)
         self.allocator.observe(lane.name, det.exit, det.router_score, engine_ms, cycle_ms, self._supply_ms())
         latency_ms = (time.time() - frame.wall_time) * 1000
         result = Result(frame, det, latency_ms, {"engine_ms": engine_ms, "camera": lane.name}, tracking)
         for output in lane.outputs:
             output.offer(result, self._stop)
-        self._record(lane.name, det, latency_ms, engine_ms,
-                     decision.threshold if decision.route == "auto" else None, decision.controller)
+        self._record(lane.name, det, latency_ms, engine_ms, decision.controller)
         if lane.max_frames is not None and self.lane_stats(lane.name).frames_processed >= lane.max_frames:
             self._close(lane, StreamEnd("limit"))
+
+    def _with_ranks(self, camera: str, det):
+        """The detections with their score and threshold ranked among the camera's recent frames."""
+        score_rank = self.allocator.rank(camera, det.router_score)
+        if score_rank is None:
+            return det
+        threshold_rank = None if det.threshold is None else self.allocator.rank(camera, det.threshold)
+        return replace(det, score_rank=score_rank, threshold_rank=threshold_rank)
 
     def _learn_source_rate(self, lane: Lane, frame: Frame) -> None:
         """A live lane's frame interval (ms), from frame indices and capture times."""
@@ -362,7 +370,7 @@ class SharedEngine(Worker):
         with self._lock:
             counters.stats = replace(counters.stats, frames_skipped=counters.stats.frames_skipped + skipped)
 
-    def _record(self, name: str, det, latency_ms: float, engine_ms: float, threshold: float | None,
+    def _record(self, name: str, det, latency_ms: float, engine_ms: float,
                 controller: ControllerState | None) -> None:
         counters = self._counters[name]
         counters.latency.add(latency_ms)
@@ -380,7 +388,7 @@ class SharedEngine(Worker):
                 p50_latency_ms=counters.latency.percentile(50), p95_latency_ms=counters.latency.percentile(95),
                 recent_latency_ms=float(recent.mean()), recent_p95_latency_ms=float(np.percentile(recent, 95)),
                 mean_engine_ms=float(np.mean(counters.engine_ms)), mode=self.allocator.mode.describe(),
-                controller=controller or s.controller, last_score=det.router_score, last_threshold=threshold,
+                controller=controller or s.controller, last_score=det.shown_score, last_threshold=det.shown_threshold,
                 ended=s.ended,
             )
             if controller is not None:

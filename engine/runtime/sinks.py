@@ -84,8 +84,10 @@ class EventLog:
         det = result.detections.filter_classes(self.classes)
         self._lines.write({
             "frame": result.frame.index, "pts": round(result.frame.pts, 4),
-            "wall_time": round(result.frame.wall_time, 4), "exit": det.exit, "score": round(det.router_score, 5),
-            "threshold": None if det.threshold is None else round(det.threshold, 5),
+            "wall_time": round(result.frame.wall_time, 4), "exit": det.exit, "score": round(det.shown_score, 5),
+            "threshold": None if det.shown_threshold is None else round(det.shown_threshold, 5),
+            "router_score": round(det.router_score, 6),
+            "router_threshold": None if det.threshold is None else round(det.threshold, 6),
             "latency_ms": round(result.latency_ms, 2), "detections": det.to_records(),
         })
 

@@ -63,7 +63,9 @@ def test_file_all_frames_with_recording_and_events(tiny_weights, tmp_path):
     rows = [json.loads(line) for line in events.read_text().splitlines()]
     assert [r["frame"] for r in rows] == list(range(30))
     assert {"frame", "pts", "wall_time", "exit", "score", "threshold", "latency_ms", "detections"} <= set(rows[0])
-    assert all(r["exit"] == (1 if r["score"] >= 0.5 else 2) for r in rows)
+    assert all(r["router_threshold"] == 0.5 and r["exit"] == (1 if r["router_score"] >= 0.5 else 2) for r in rows)
+    # The shown score is its rank among recent frames; the threshold is ranked alike.
+    assert all(r["score"] <= r["threshold"] if r["exit"] == 2 else r["score"] >= r["threshold"] for r in rows)
     written = read_times(record)
     assert len(written) == 30
     assert written[-1] == pytest.approx(times[-1], abs=0.01)
@@ -209,5 +211,7 @@ def test_a_dy_faster_rcnn_runs_the_same_pipeline(tiny_rcnn_weights, tmp_path):
     summary = summary_of(result.stdout)
     assert summary["frames_processed"] == summary["frames_recorded"] == 12
     rows = [json.loads(line) for line in events.read_text().splitlines()]
-    assert all(r["exit"] == (1 if r["score"] >= 0.5 else 2) for r in rows)
+    assert all(r["router_threshold"] == 0.5 and r["exit"] == (1 if r["router_score"] >= 0.5 else 2) for r in rows)
+    # The shown score is its rank among recent frames; the threshold is ranked alike.
+    assert all(r["score"] <= r["threshold"] if r["exit"] == 2 else r["score"] >= r["threshold"] for r in rows)
     assert len(read_times(record)) == 12

@@ -68,9 +68,18 @@ def test_badge_tells_exit_routing_and_latency():
 
     det = Detections.empty(("a",), exit=2, router_score=0.31)
     det = Detections(det.boxes, det.scores, det.class_ids, det.class_names, 2, 0.31, threshold=0.5)
-    assert badge_lines(det, 42.4) == ["EXIT 2", "router score 0.310 < 0.500", "latency 42 ms"]
+    assert badge_lines(det, 42.4) == ["EXIT 2", "router score 0.31 < 0.50", "latency 42 ms"]
     forced = Detections.empty(("a",), exit=1, router_score=0.9)
-    assert badge_lines(forced, None) == ["EXIT 1", "router score 0.900 (exit forced)"]
+    assert badge_lines(forced, None) == ["EXIT 1", "router score 0.90 (exit forced)"]
+    close = Detections(det.boxes, det.scores, det.class_ids, det.class_names, 1, 0.5004, threshold=0.5)
+    assert badge_lines(close, None)[1] == "router score 0.5004 >= 0.5000"
+
+
+def test_recordings_and_the_window_share_one_badge_text():
+    from app.gui import overlay
+    from engine import render
+
+    assert overlay.badge_lines is render.badge_lines
 
 
 def test_offline_states_are_explicit():

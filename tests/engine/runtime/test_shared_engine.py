@@ -169,3 +169,20 @@ def test_batches_take_each_cameras_own_threshold():
         # Per camera: its own median, so a constant camera sits exactly at its threshold (exit 1).
         late = out.results[20:]
         assert all(r.detections.threshold == pytest.approx(values[name] / 255) for r in late)
+
+
+def test_scores_are_shown_as_ranks_among_the_cameras_recent_frames():
+    values = [10 * (i % 20) + 20 for i in range(60)]  # a camera whose frames range from hard to easy
+    q: queue.Queue = queue.Queue()
+    for i, v in enumerate(values):
+        q.put(frame(i, v))
+    q.put(StreamEnd("eof"))
+    out = Collect()
+    engine = start([Lane("cam", q, [out], live=False)], mode=RoutingMode("second_fraction", 0.3))
+    assert engine.join(10)
+    late = [r.detections for r in out.results[30:]]
+    assert all(d.score_rank is not None and 0 <= d.score_rank <= 1 for d in late)
+    assert np.ptp([d.shown_score for d in late]) > 0.8  # spread over the whole scale
+    assert all(d.shown_threshold == pytest.approx(0.3, abs=0.06) for d in late)  # the exit-2 share
+    assert all((d.exit == 2) == (d.shown_score < d.shown_threshold) for d in late
+               if abs(d.shown_score - d.shown_threshold) > 0.03)
