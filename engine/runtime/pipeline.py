@@ -139,7 +139,7 @@ class Pipeline:
         self.classes = tuple(classes)
         with self._lock:
             if self._recording is not None:
-                self._recording.recorder.classes = self.classes
+                self._recording.recorder.set_classes(self.classes)
 
     def set_loop(self, enabled: bool) -> None:
         """Start a file over at its end (from the next end on)."""

@@ -146,9 +146,17 @@ class Recorder(Worker):
         self.input = input
         self.writer_input = writer_input
         self.latest = latest
-        self.classes = classes
+        self._classes = tuple(classes)  # replaced whole by set_classes; read once per frame
         self.frames_recorded = 0
         super().__init__("recorder")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self._classes
+
+    def set_classes(self, classes: tuple[str, ...]) -> None:
+        """Draw only these classes (all when empty) from the next frame on; safe from any thread."""
+        self._classes = tuple(classes)  # one reference swap: the recorder sees the old or the new tuple
 
     def _run(self) -> None:
         end = self._consume(self.input, self._annotate)
@@ -157,7 +165,7 @@ class Recorder(Worker):
     def _annotate(self, item: Frame | Result) -> None:
         frame, det, latency = self._pair(item)
         image = frame.image if det is None else draw_detections(
-            frame.image, det.filter_classes(self.classes), latency_ms=latency)
+            frame.image, det.filter_classes(self._classes), latency_ms=latency)
         if put_blocking(self.writer_input, AnnotatedFrame(image, frame.pts), self._stop):
             self.frames_recorded += 1
 
