@@ -82,7 +82,7 @@ class OpenVinoBackend:
         precision: ``auto`` (OpenVINO's choice for this CPU: bf16 where native, else f32),
             ``f32`` or ``bf16``.
         cache_dir: where compiled graphs are kept (default: ``openvino`` in the graphs' cache
-            entry, or the user cache when that is read-only); None-like ``""`` disables it.
+            entry, or the user cache when that is read-only); ``""`` keeps nothing on disk.
     """
 
     name = "openvino"

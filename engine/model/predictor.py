@@ -21,11 +21,14 @@ class Predictor:
     """Runs a staged backend on RGB images and returns detections in original pixels.
 
     Args:
-        backend: any :class:`StagedBackend` (PyTorch, ONNX Runtime).
+        backend: any :class:`StagedBackend` (PyTorch, ONNX Runtime, OpenVINO).
         class_names: names indexed by class id.
         imgsz: longer side of the network input; sides are padded to a multiple of ``stride``.
         score_scale: maps the router's raw scores onto the readable scale that thresholds, events
             and displays use (see :mod:`engine.model.score_scale`); None keeps them raw.
+
+    The input batch is one buffer reused from call to call, so one thread owns a predictor
+    (the engine thread does).
     """
 
     def __init__(self, backend: StagedBackend, class_names: Sequence[str], imgsz: int = 640,
