@@ -148,12 +148,32 @@ def test_a_lost_node_moves_its_cameras(tiny_weights, tmp_path, ray_cluster, ray_
         assert times[0] < loss_time < times[-1]
         assert summary["cameras"][name]["exit_reason"] == "duration"
         assert summary["cameras"][name]["frames_processed"] == len(times)
+    assert_driver_kill_leaves_no_actor(tmp_path, tiny_weights, address, ray_env)
     for name in moved:
         after = [e["wall_time"] for e in events_of(tmp_path / f"{name}.jsonl") if e["wall_time"] > loss_time]
         assert after[0] - loss_time < RECOVERY_SECONDS, (name, after[0] - loss_time)
         # the recording made on the lost node plays up to the loss; it goes on in a numbered file
         assert len(read_times(tmp_path / "rec" / f"{name}.mp4")) > 0
         assert len(read_times(tmp_path / "rec" / f"{name}.1.mp4")) > 0
+
+
+def assert_driver_kill_leaves_no_actor(tmp_path: Path, weights: Path, address: str, env: dict) -> None:
+    """A driver killed outright takes its node engines with it (Ray ends the actors it owned)."""
+    config = write_config(tmp_path / "short.yaml", weights, [
+        {"name": "gate", "source": str(tmp_path / "gate.mp4"), "realtime": True, "loop": True,
+         "events": str(tmp_path / "short.jsonl")}])
+    driver = start_driver(config, address, env, tmp_path / "short.log", "--duration", "120")
+    try:
+        wait_for(lambda: len(events_of(tmp_path / "short.jsonl")) >= 3, 120, "the short run's events")
+        assert engine_processes()
+    finally:
+        driver.kill()
+        driver.wait(10)
+    wait_for(lambda: not engine_processes(), 30, "the killed driver's node engines to end")
+
+
+def engine_processes() -> list[str]:
+    return subprocess.run(["pgrep", "-f", "ray::NodeEngine"], capture_output=True, text=True).stdout.split()
 
 
 def test_an_unreachable_address_is_one_line(tiny_weights, tmp_path, capsys, ray_env):
