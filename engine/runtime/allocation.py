@@ -28,10 +28,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal
 
-import numpy as np
-
 from engine.model.calibration import Calibration
 from engine.runtime.routing import Decision, RoutingMode, RoutingPolicy
+from engine.runtime.score_window import ScoreWindow
 
 Allocation = Literal["global", "per-camera"]
 ALLOCATIONS: tuple[Allocation, ...] = ("global", "per-camera")
@@ -63,8 +62,8 @@ class Allocator:
         self.allocation = allocation
         self.policy = RoutingPolicy(mode, calibration)
         self.calibration = calibration
-        self.pooled: deque[float] = deque(maxlen=SCORE_WINDOW * len(cameras))
-        self.per_camera: dict[str, deque[float]] = {name: deque(maxlen=SCORE_WINDOW) for name in cameras}
+        self.pooled = ScoreWindow(SCORE_WINDOW * len(cameras))
+        self.per_camera = {name: ScoreWindow(SCORE_WINDOW) for name in cameras}
         self.escalated: deque[bool] = deque(maxlen=ESCALATION_WINDOW * len(cameras))
 
     @property
@@ -105,16 +104,13 @@ class Allocator:
             scores = self.pooled  # a camera that has just started borrows the fleet's scores
         if len(scores) < MIN_SCORES:
             return self.calibration.threshold_for(share) if self.calibration is not None else 0.5
-        return float(np.quantile(np.fromiter(scores, float, len(scores)), share))
+        return scores.quantile(share)
 
     def rank(self, camera: str, score: float) -> float | None:
         """Where ``score`` falls among ``camera``'s recent scores, in [0, 1] (mid-rank for ties);
         None until the camera has :data:`MIN_SCORES` of them. What people see as the score."""
         window = self.per_camera[camera]
-        if len(window) < MIN_SCORES:
-            return None
-        recent = np.fromiter(window, float, len(window))
-        return float(((recent < score).sum() + 0.5 * (recent == score).sum()) / len(recent))
+        return window.rank(score) if len(window) >= MIN_SCORES else None
 
     def observe(self, camera: str, exit_taken: int, score: float, frame_ms: float, cycle_ms: float | None = None,
                 source_interval_ms: float | None = None) -> None:

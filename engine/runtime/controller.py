@@ -16,10 +16,9 @@ frame on the best exit that fits instead of chasing an impossible rate with exit
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
+from engine.runtime.score_window import ScoreWindow
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,10 @@ class ControllerState:
     pace: bool
 
 
+def _clip(value: float, low: float, high: float) -> float:
+    return min(max(float(value), low), high)  # np.clip costs microseconds per scalar, every frame
+
+
 class RateController:
     """Args:
         target_fps: frames per second to hold.
@@ -49,7 +52,7 @@ class RateController:
                  score_window: int = 120, cost_smoothing: float = 0.1, feedback_gain: float = 0.02) -> None:
         self.set_target(target_fps)
         self.costs = {1: max(exit1_ms, 0.1), 2: max(exit2_ms, 0.1)}
-        self.scores: deque[float] = deque(maxlen=score_window)
+        self.scores = ScoreWindow(score_window)
         self.alpha = cost_smoothing
         self.gain = feedback_gain
         self.correction = 0.0  # integral term, in units of exit-2 share
@@ -93,20 +96,20 @@ class RateController:
         # the feasible range and is bounded (per frame and in total) so a transient, such as
         # a pause, cannot wind it up.
         measured = frame_ms if cycle_ms is None else cycle_ms
-        error = float(np.clip((self.usable_ms - measured) / self.usable_ms, -1.0, 1.0))
+        error = _clip((self.usable_ms - measured) / self.usable_ms, -1.0, 1.0)
         if 0.0 < self._share < 1.0 or (self._share == 0.0 and error > 0) or (self._share == 1.0 and error < 0):
-            self.correction = float(np.clip(self.correction + self.gain * error, -0.5, 0.5))
+            self.correction = _clip(self.correction + self.gain * error, -0.5, 0.5)
 
     def model_share(self) -> float:
         """Exit-2 share the cost model alone predicts for the target."""
         c1, c2 = self.costs[1], self.costs[2]
         if c2 <= c1 + 1e-6:
             return 1.0 if c2 <= self.usable_ms else 0.0
-        return float(np.clip((self.usable_ms - c1) / (c2 - c1), 0.0, 1.0))
+        return _clip((self.usable_ms - c1) / (c2 - c1), 0.0, 1.0)
 
     def decide(self) -> ControllerState:
         """The share and threshold for the next frame."""
-        share = float(np.clip(self.model_share() + self.correction, 0.0, 1.0))
+        share = _clip(self.model_share() + self.correction, 0.0, 1.0)
         self._share = share
         threshold = self.threshold_for(share)
         reachable = self.costs[1] <= self.budget_ms * 1.02 and self.usable_ms <= self.budget_ms * 1.02
@@ -120,4 +123,4 @@ class RateController:
             return 0.0
         if share >= 1.0 or not self.scores:
             return 1.0 + 1e-6 if share >= 1.0 else 0.5
-        return float(np.quantile(np.fromiter(self.scores, float), share))
+        return self.scores.quantile(share)
