@@ -84,11 +84,11 @@ def run_fleet(loaded: LoadedPredictor, cameras: list[CameraSettings], mode: Rout
             "cpu_ms_per_frame": round(1000 * cpu / max(total, 1), 2), "exit2": round(exit2, 3)}
 
 
-def fleet_cameras(frames: int, tag: str, realtime: bool = False) -> list[CameraSettings]:
+def fleet_cameras(frames: int, tag: str, realtime: bool = False, track: bool = True) -> list[CameraSettings]:
     out = WORK / tag
     out.mkdir(parents=True, exist_ok=True)
     return [CameraSettings(name=name, source=str(clip(name, difficulty, seed, frames)), realtime=realtime,
-                           events=str(out / f"{name}.jsonl")) for name, difficulty, seed in FLEET]
+                           events=str(out / f"{name}.jsonl"), track=track) for name, difficulty, seed in FLEET]
 
 
 def scores(cameras: list[CameraSettings], key: str) -> dict:
@@ -97,10 +97,15 @@ def scores(cameras: list[CameraSettings], key: str) -> dict:
 
 
 def allocation(loaded: LoadedPredictor, frames: int) -> None:
-    """Global against per-camera at a quarter and at half of the way between the exits' rates."""
+    """Global against per-camera: under the controller at a quarter and at half of the way between the
+    exits' rates, and at the same fixed exit-2 shares (equal cost by construction).
+
+    Tracking is off here: it costs the same under either allocation and would only narrow the
+    range between the exits' rates that the controller works in.
+    """
     rows = {}
     for route in ("first", "second"):
-        cameras = fleet_cameras(frames, f"alloc-{route}")
+        cameras = fleet_cameras(frames, f"alloc-{route}", track=False)
         rows[route] = run_fleet(loaded, cameras, RoutingMode(route), "global")
         rows[route]["map"] = scores(cameras, "map")
         print(json.dumps({"run": f"all-exit-{route}", **rows[route]}), flush=True)
@@ -108,12 +113,15 @@ def allocation(loaded: LoadedPredictor, frames: int) -> None:
     for fraction in (0.25, 0.5):
         target = r1 - fraction * (r1 - r2)
         for policy in ("per-camera", "global"):
-            cameras = fleet_cameras(frames, f"alloc-{fraction}-{policy}")
-            result = run_fleet(loaded, cameras, RoutingMode("target_fps", target), policy)
-            result["map"] = scores(cameras, "map")
-            result["target_fps"] = round(target, 2)
-            result["rate_error"] = round(result["fps"] / target - 1, 4)
-            print(json.dumps({"run": f"{policy}@{fraction:g}", **result}), flush=True)
+            for mode, label in ((RoutingMode("target_fps", target), f"target@{fraction:g}"),
+                                (RoutingMode("second_fraction", fraction), f"share@{fraction:g}")):
+                cameras = fleet_cameras(frames, f"alloc-{label}-{policy}", track=False)
+                result = run_fleet(loaded, cameras, mode, policy)
+                result["map"] = scores(cameras, "map")
+                if mode.kind == "target_fps":
+                    result["target_fps"] = round(target, 2)
+                    result["rate_error"] = round(result["fps"] / target - 1, 4)
+                print(json.dumps({"run": f"{policy} {label}", **result}), flush=True)
 
 
 def live(loaded: LoadedPredictor, frames: int) -> None:
@@ -159,19 +167,20 @@ def thread_cpu() -> dict[str, float]:
     return kinds
 
 
-def scale(loaded: LoadedPredictor, seconds: float, batch: int, counts: list[int]) -> None:
+def scale(loaded: LoadedPredictor, seconds: float, batch: int, counts: list[int], track: bool = True) -> None:
     """N cameras at 640x360/15 fps, each processed at 5 fps: does any fall behind, and what limits?"""
     base = rss_mb()
     for count in counts:
         cameras = [CameraSettings(name=f"cam{i}", source=str(clip(f"scale{i % 4}", (0.0, 1.0), 7300 + i % 4, 450)),
-                                  realtime=True, loop=True, fps=5.0) for i in range(count)]
+                                  realtime=True, loop=True, fps=5.0, track=track) for i in range(count)]
         sampler = _ThreadSampler()
         sampler.start()
         result = run_fleet(loaded, cameras, RoutingMode("target_fps", 5.0 * count), "global", duration=seconds,
                            batch=batch)
         busy = sampler.stop()
         slowest = min(c["fps"] for c in result["cameras"].values())
-        print(json.dumps({"cameras": count, "batch": batch, "total_fps": result["fps"], "slowest_camera_fps": slowest,
+        print(json.dumps({"cameras": count, "batch": batch, "track": track, "total_fps": result["fps"],
+                          "slowest_camera_fps": slowest,
                           "exit2": result["exit2"], "cpu_ms_per_frame": result["cpu_ms_per_frame"],
                           "rss_mb_over_base": round(rss_mb() - base, 1), "cpu_share_by_thread": busy}), flush=True)
 
@@ -210,6 +219,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="scale: seconds per camera count")
     parser.add_argument("--batch", type=int, default=1, help="scale: most cameras' frames per model call")
     parser.add_argument("--counts", default="1,2,4,8,16", help="scale: camera counts to run")
+    parser.add_argument("--no-track", action="store_true", help="scale: cameras without tracking")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     loaded = load_predictor(args.weights, backend=args.backend)
@@ -220,7 +230,7 @@ def main() -> None:
     elif args.which == "live":
         live(loaded, args.frames)
     else:
-        scale(loaded, args.seconds, args.batch, [int(c) for c in args.counts.split(",")])
+        scale(loaded, args.seconds, args.batch, [int(c) for c in args.counts.split(",")], track=not args.no_track)
 
 
 if __name__ == "__main__":

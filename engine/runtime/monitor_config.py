@@ -46,8 +46,10 @@ class BudgetSettings:
         target_fps: total processing rate over all cameras, held by the controller.
         route / threshold / second_fraction: the other routing modes, as in ``run``; at most
             one of the four. Without any, half of the frames go to exit 2.
-        allocation: ``global`` (the fleet's hardest frames get exit 2) or ``per-camera``
-            (every camera gets the same exit-2 share).
+        allocation: ``per-camera`` (every camera gets the same exit-2 share; the default) or
+            ``global`` (the frames the router finds hardest across all cameras get exit 2). Global
+            pooling only pays where the router's scores are comparable across cameras, which the
+            measurements so far do not show in general (see README, Many cameras).
         batch: run up to this many cameras' due frames in one model call, each routed by its
             own camera's threshold. 1 suits CPUs (batching measured slower per image there).
     """
@@ -56,7 +58,7 @@ class BudgetSettings:
     route: Literal["first", "second"] | None = None
     threshold: float | None = None
     second_fraction: float | None = None
-    allocation: Literal["global", "per-camera"] = "global"
+    allocation: Literal["global", "per-camera"] = "per-camera"
     batch: int = 1
 
     def __post_init__(self) -> None:

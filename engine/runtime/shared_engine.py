@@ -40,6 +40,7 @@ from engine.runtime.latency import LatencyHistogram
 from engine.runtime.outputs import ResultOutput
 from engine.runtime.queues import StreamEnd
 from engine.runtime.routing import RoutingMode
+from engine.runtime.tracking_stage import TrackingStage
 from engine.runtime.worker import Worker
 
 if TYPE_CHECKING:  # the predictor brings torch; torch-free importers only need the types
@@ -204,7 +205,14 @@ class SharedEngine(Worker):
         self._last_done: float | None = None
         self._controller: ControllerState | None = None
         self.failure: str | None = None
+        # Tracked cameras' results take a detour through their own thread (see tracking_stage).
+        self._tracking = TrackingStage() if any(lane.tracking is not None for lane in self.lanes) else None
         super().__init__("engine")
+
+    def start(self) -> None:
+        if self._tracking is not None:
+            self._tracking.start()
+        super().start()
 
     def lane_stats(self, name: str) -> EngineStats:
         with self._lock:
@@ -239,6 +247,9 @@ class SharedEngine(Worker):
         for lane in self.lanes:
             if not lane.closed:
                 self._close(lane, end)
+        if self._tracking is not None and not self._tracking.finish(timeout=5.0):
+            logger.warning("tracking did not finish within 5 s; stopping it")
+            self._tracking.stop()
 
     def _next_due(self) -> list[Lane]:
         """The due lanes that have waited longest (up to ``max_batch``); empty after a short idle wait."""
@@ -246,6 +257,9 @@ class SharedEngine(Worker):
         due, wait = [], IDLE_WAIT
         for lane in self.lanes:
             if lane.closed:
+                continue
+            if self._tracking is not None and lane.name in self._tracking.failed:
+                self._close(lane, StreamEnd("failed", self._tracking.failed[lane.name]))  # outputs have it already
                 continue
             skipped = lane.refill()
             if skipped:
@@ -297,27 +311,21 @@ class SharedEngine(Worker):
                 self._stop.wait(remaining)
 
     def _finish(self, lane: Lane, frame: Frame, decision, det, inference_s: float) -> None:
-        """Track, observe, publish and count one lane's result."""
-        tracking = None
-        if lane.tracking is not None:
-            tracked_from = time.perf_counter()
-            try:
-                det, tracking = lane.tracking.update(det, frame.size)
-            except UserError as exc:  # a zone that does not fit this camera's picture: the camera fails
-                self._close(lane, StreamEnd("failed", exc))
-                return
-            inference_s += time.perf_counter() - tracked_from
+        """Observe, publish (through the tracking stage for a tracked camera) and count one result."""
         done = time.perf_counter()
-        engine_ms = inference_s * 1000  # this frame's share of the call, plus its own tracking
+        engine_ms = inference_s * 1000  # this frame's share of the call
         cycle_ms = None if self._last_done is None else (done - self._last_done) * 1000
         self._last_done = done
         self._learn_source_rate(lane, frame)
         det = self._with_ranks(lane.name, det)
         self.allocator.observe(lane.name, det.exit, det.router_score, engine_ms, cycle_ms, self._supply_ms())
         latency_ms = (time.time() - frame.wall_time) * 1000
-        result = Result(frame, det, latency_ms, {"engine_ms": engine_ms, "camera": lane.name}, tracking)
-        for output in lane.outputs:
-            output.offer(result, self._stop)
+        result = Result(frame, det, latency_ms, {"engine_ms": engine_ms, "camera": lane.name})
+        if lane.tracking is not None:
+            self._tracking.submit(lane, result, self._stop)
+        else:
+            for output in lane.outputs:
+                output.offer(result, self._stop)
         self._record(lane.name, det, latency_ms, engine_ms, decision.controller)
         if lane.max_frames is not None and self.lane_stats(lane.name).frames_processed >= lane.max_frames:
             self._close(lane, StreamEnd("limit"))
@@ -361,8 +369,11 @@ class SharedEngine(Worker):
 
     def _close(self, lane: Lane, end: StreamEnd) -> None:
         lane.closed = True
-        for output in lane.outputs:
-            output.close(end)
+        if lane.tracking is not None:
+            self._tracking.end(lane, end)  # after the results still being tracked
+        else:
+            for output in lane.outputs:
+                output.close(end)
         counters = self._counters[lane.name]
         with self._lock:
             counters.stats = replace(counters.stats, ended=end)

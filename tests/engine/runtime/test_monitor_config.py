@@ -29,9 +29,9 @@ cameras:
     assert config.model.backend == "torch"
 
 
-def test_defaults_half_the_frames_to_exit_2_globally(tmp_path):
+def test_defaults_half_of_each_cameras_frames_to_exit_2(tmp_path):
     config = load_monitor_config(write(tmp_path, "cameras: [{name: a, source: a.mp4}]"))
-    assert config.budget.mode().describe() == "second_fraction=0.5" and config.budget.allocation == "global"
+    assert config.budget.mode().describe() == "second_fraction=0.5" and config.budget.allocation == "per-camera"
 
 
 @pytest.mark.parametrize(("text", "message"), [
