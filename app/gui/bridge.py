@@ -85,7 +85,60 @@ class _ResultPump(QObject):
                 self.skipped += 1
 
 
-class Bridge(QObject):
+class PumpHost(QObject):
+    """Runs one pump (a worker object reading a runtime's results) in its own QThread at a time.
+
+    Each attach bumps a generation number that the pump stamps on its signals, so the signals a
+    replaced pump still had queued are recognised (:meth:`_current`) and dropped.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._generation = 0
+        self._pump = None
+        self._thread: QThread | None = None
+        self._stragglers: list[tuple[QThread, QObject]] = []
+
+    @property
+    def running(self) -> bool:
+        """True while a worker thread is attached and alive."""
+        return self._thread is not None and self._thread.isRunning()
+
+    def _next_generation(self) -> int:
+        self.detach()
+        self._generation += 1
+        return self._generation
+
+    def _start(self, pump, name: str) -> None:
+        """Run ``pump`` (its signals already connected) in a new thread called ``name``."""
+        self._pump = pump
+        self._thread = QThread()
+        self._thread.setObjectName(name)
+        pump.moveToThread(self._thread)
+        self._thread.started.connect(pump.run)
+        self._thread.start()
+
+    def detach(self, timeout_ms: int = 2000) -> bool:
+        """Stop the worker and wait for its thread; True when it ended within ``timeout_ms``."""
+        if self._thread is None or self._pump is None:
+            return True
+        self._pump.stop()
+        self._thread.quit()
+        finished = self._thread.wait(timeout_ms)
+        if not finished:
+            # Dropping the last reference to a running QThread aborts the process; keep it.
+            logger.warning("%s did not stop within %d ms", self._thread.objectName(), timeout_ms)
+            self._stragglers.append((self._thread, self._pump))
+        self._pump = self._thread = None
+        return finished
+
+    def _current(self, generation: int):
+        """The attached pump if ``generation`` is its own (a replaced pump's late signals get None)."""
+        pump = self._pump
+        return pump if pump is not None and generation == pump.generation else None
+
+
+class Bridge(PumpHost):
     """Turns the current pipeline's output into GUI-thread signals.
 
     Signals:
@@ -98,56 +151,25 @@ class Bridge(QObject):
     statsReady = pyqtSignal(object)
     streamEnded = pyqtSignal(object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._generation = 0
-        self._pump: _ResultPump | None = None
-        self._thread: QThread | None = None
-        self._stragglers: list[tuple[QThread, _ResultPump]] = []
-
-    @property
-    def running(self) -> bool:
-        """True while a worker thread is attached and alive."""
-        return self._thread is not None and self._thread.isRunning()
-
     def attach(self, pipeline: Pipeline) -> None:
         """Start reading ``pipeline``'s results (detaching from any previous pipeline first)."""
-        self.detach()
-        self._generation += 1
-        self._pump = _ResultPump(pipeline, self._generation)
-        self._thread = QThread()
-        self._thread.setObjectName(f"gui-bridge-{self._generation}")
-        self._pump.moveToThread(self._thread)
-        self._pump.result.connect(self._on_result)
-        self._pump.stats.connect(self._on_stats)
-        self._pump.ended.connect(self._on_ended)
-        self._thread.started.connect(self._pump.run)
-        self._thread.start()
-
-    def detach(self, timeout_ms: int = 2000) -> bool:
-        """Stop the worker and wait for its thread; True when it ended within ``timeout_ms``."""
-        if self._thread is None or self._pump is None:
-            return True
-        self._pump.stop()
-        self._thread.quit()
-        finished = self._thread.wait(timeout_ms)
-        if not finished:
-            # Dropping the last reference to a running QThread aborts the process; keep it.
-            logger.warning("the result reader did not stop within %d ms", timeout_ms)
-            self._stragglers.append((self._thread, self._pump))
-        self._pump = self._thread = None
-        return finished
+        generation = self._next_generation()
+        pump = _ResultPump(pipeline, generation)
+        pump.result.connect(self._on_result)
+        pump.stats.connect(self._on_stats)
+        pump.ended.connect(self._on_ended)
+        self._start(pump, f"gui-bridge-{generation}")
 
     def _on_result(self, generation: int, result: object) -> None:
-        pump = self._pump
-        if pump is not None and generation == pump.generation:
+        pump = self._current(generation)
+        if pump is not None:
             pump.release()
             self.resultReady.emit(result)
 
     def _on_stats(self, generation: int, stats: object) -> None:
-        if self._pump is not None and generation == self._pump.generation:
+        if self._current(generation) is not None:
             self.statsReady.emit(stats)
 
     def _on_ended(self, generation: int, end: object) -> None:
-        if self._pump is not None and generation == self._pump.generation:
+        if self._current(generation) is not None:
             self.streamEnded.emit(end)

@@ -18,8 +18,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+from PyQt6.QtCore import QObject, pyqtSignal, pyqtSlot
 
+from app.gui.bridge import PumpHost
 from engine.runtime.frames import Result
 from engine.runtime.monitor import Monitor
 from engine.runtime.queues import StreamEnd, get_item
@@ -111,7 +112,7 @@ class _CameraPump(QObject):
         self.finished.emit(self.generation)
 
 
-class CameraBridge(QObject):
+class CameraBridge(PumpHost):
     """Turns the current monitor's output into GUI-thread signals.
 
     Signals:
@@ -127,18 +128,6 @@ class CameraBridge(QObject):
     cameraEnded = pyqtSignal(str, object)
     allEnded = pyqtSignal()
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._generation = 0
-        self._pump: _CameraPump | None = None
-        self._thread: QThread | None = None
-        self._stragglers: list[tuple[QThread, _CameraPump]] = []
-
-    @property
-    def running(self) -> bool:
-        """True while a worker thread is attached and alive."""
-        return self._thread is not None and self._thread.isRunning()
-
     @property
     def skipped(self) -> int:
         """Results the GUI never showed because a newer one of the same camera replaced them."""
@@ -146,36 +135,13 @@ class CameraBridge(QObject):
 
     def attach(self, monitor: Monitor, handler: ResultHandler | None = None) -> None:
         """Start reading ``monitor``'s results (detaching from any previous monitor first)."""
-        self.detach()
-        self._generation += 1
-        self._pump = _CameraPump(monitor, self._generation, handler)
-        self._thread = QThread()
-        self._thread.setObjectName(f"gui-camera-bridge-{self._generation}")
-        self._pump.moveToThread(self._thread)
-        self._pump.result.connect(self._on_result)
-        self._pump.stats.connect(self._on_stats)
-        self._pump.ended.connect(self._on_ended)
-        self._pump.finished.connect(self._on_finished)
-        self._thread.started.connect(self._pump.run)
-        self._thread.start()
-
-    def detach(self, timeout_ms: int = 2000) -> bool:
-        """Stop the worker and wait for its thread; True when it ended within ``timeout_ms``."""
-        if self._thread is None or self._pump is None:
-            return True
-        self._pump.stop()
-        self._thread.quit()
-        finished = self._thread.wait(timeout_ms)
-        if not finished:
-            # Dropping the last reference to a running QThread aborts the process; keep it.
-            logger.warning("the camera result reader did not stop within %d ms", timeout_ms)
-            self._stragglers.append((self._thread, self._pump))
-        self._pump = self._thread = None
-        return finished
-
-    def _current(self, generation: int) -> _CameraPump | None:
-        pump = self._pump
-        return pump if pump is not None and generation == pump.generation else None
+        generation = self._next_generation()
+        pump = _CameraPump(monitor, generation, handler)
+        pump.result.connect(self._on_result)
+        pump.stats.connect(self._on_stats)
+        pump.ended.connect(self._on_ended)
+        pump.finished.connect(self._on_finished)
+        self._start(pump, f"gui-camera-bridge-{generation}")
 
     def _on_result(self, generation: int, camera: str, result: object, processed: int) -> None:
         pump = self._current(generation)
