@@ -27,7 +27,7 @@ from engine.runtime.frames import Result
 from engine.runtime.monitor import CameraStats, Monitor
 from engine.runtime.monitor_config import MonitorConfig
 from engine.runtime.queues import StreamEnd
-from engine.runtime.routing import RoutingMode
+from engine.runtime.routing import RoutingMode, mode_from_controls
 
 if TYPE_CHECKING:
     from app.commands.monitor import CameraSinks
@@ -133,11 +133,7 @@ class MultiSession(QObject):
 
     def routing_mode(self) -> RoutingMode:
         """The mode the controls currently ask for."""
-        if self.kind == "target_fps":
-            return RoutingMode("target_fps", self.target_fps or 10.0)
-        if self.kind in ("first", "second"):
-            return RoutingMode(self.kind)  # type: ignore[arg-type]
-        return RoutingMode(self.kind, self.mode_value)  # type: ignore[arg-type]
+        return mode_from_controls(self.kind, self.mode_value, self.target_fps)
 
     def _apply_mode(self) -> None:
         if self.monitor is None:

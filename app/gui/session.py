@@ -25,7 +25,7 @@ from app.gui.video_view import ViewState
 from engine.errors import UserError
 from engine.runtime.frames import Result
 from engine.runtime.queues import StreamEnd
-from engine.runtime.routing import RoutingMode
+from engine.runtime.routing import RoutingMode, mode_from_controls
 from engine.runtime.sources import parse_source
 
 if TYPE_CHECKING:  # engine.runtime.pipeline imports the model code (and torch) at import time
@@ -215,11 +215,7 @@ class Session(QObject):
 
     def routing_mode(self) -> RoutingMode:
         """The mode the controls currently ask for."""
-        if self.kind == "target_fps":
-            return RoutingMode("target_fps", self.target_fps or 10.0)
-        if self.kind in ("first", "second"):
-            return RoutingMode(self.kind)  # type: ignore[arg-type]
-        return RoutingMode(self.kind, self.mode_value)  # type: ignore[arg-type]
+        return mode_from_controls(self.kind, self.mode_value, self.target_fps)
 
     def _apply_mode(self) -> None:
         if self.pipeline is None:

@@ -32,6 +32,17 @@ class RoutingMode:
         return self.kind if self.value is None else f"{self.kind}={self.value:g}"
 
 
+def mode_from_controls(kind: str, value: float | None, target_fps: float | None,
+                       default_fps: float = 10.0) -> RoutingMode:
+    """The mode a set of routing controls asks for: a kind, the value of its slider, and the target
+    rate (used by ``target_fps`` only; ``default_fps`` before one is known)."""
+    if kind == "target_fps":
+        return RoutingMode("target_fps", target_fps or default_fps)
+    if kind in ("first", "second"):
+        return RoutingMode(kind)  # type: ignore[arg-type]
+    return RoutingMode(kind, value)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class Decision:
     threshold: float
