@@ -67,14 +67,26 @@ def load_coco_source(images_dir: str | Path, annotations_json: str | Path) -> Da
     return DatasetSource(names, tuple(records), where)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON file holding one object (a COCO document); each failure is one UserError line.
+
+    Args:
+        what: the file's role, for the not-found message (``annotation file``, ``truth file``).
+    """
     if not path.is_file():
-        raise UserError(f"annotation file not found: {path}")
+        raise UserError(f"{what} not found: {path}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a COCO document (expected a JSON object)")
+    return data
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = read_json_object(path, "annotation file")
+    if not isinstance(data.get("images"), list):
         raise UserError(f"{path}: not a COCO instances file (no 'images' list)")
     return data
 

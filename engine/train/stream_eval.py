@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.data.coco_format import read_json_object
 from engine.errors import UserError
 from engine.train.evaluate import coco_map
 
@@ -110,7 +111,7 @@ def load_truth(path: str | Path) -> ClipTruth:
         UserError: a missing or unreadable file, or one without ``info.fps`` and per-frame images.
     """
     path = Path(path)
-    document = _read_json(path, "truth file")
+    document = read_json_object(path, "truth file")
     try:
         fps = float(document["info"]["fps"])
         categories = sorted(document["categories"], key=lambda c: int(c["id"]))
@@ -305,13 +306,3 @@ def tracking_scores(events: Sequence[FrameEvent], truth: ClipTruth) -> dict[str,
             "hota": round(float(scores.hota.hota), 4)}
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"{what} not found: {path}")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise UserError(f"{path}: not a COCO document (expected a JSON object)")
-    return document
