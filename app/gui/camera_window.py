@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.gui.camera_grid import CameraGrid
 from app.gui.camera_telemetry import CameraTelemetry
 from app.gui.controls import PANEL_WIDTH
-from app.gui.main_window import NOTICE_MS, ErrorBanner
+from app.gui.main_window import AppWindow
 from app.gui.routing_controls import RoutingControls
 
 logger = logging.getLogger(__name__)
@@ -20,12 +18,8 @@ logger = logging.getLogger(__name__)
 HINT = "Click a camera to enlarge it; click again or press Esc for the grid. The target is the total over all cameras."
 
 
-class CameraWindow(QMainWindow):
-    """Signals:
-        closing(): the window is closing; everything must stop now.
-    """
-
-    closing = pyqtSignal()
+class CameraWindow(AppWindow):
+    """The camera grid on the left; routing, telemetry and a hint on the right."""
 
     def __init__(self, names: Sequence[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -33,7 +27,6 @@ class CameraWindow(QMainWindow):
         self.grid = CameraGrid(names)
         self.routing = RoutingControls()
         self.telemetry = CameraTelemetry(names)
-        self.banner = ErrorBanner()
         self._layout_widgets()
         self._add_shortcuts()
         self.resize(1280, 720)  # a 2 x 2 grid of 16:9 or 5:3 cameras, with little letterboxing
@@ -69,25 +62,7 @@ class CameraWindow(QMainWindow):
             "=": lambda: self.routing.step_target_fps(+1),  # "+" without Shift on most layouts
             "-": lambda: self.routing.step_target_fps(-1),
         }
-        self._shortcuts = []
-        for keys, action in bindings.items():
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
-            shortcut.activated.connect(action)
-            self._shortcuts.append(shortcut)
-
-    def show_error(self, text: str) -> None:
-        self.banner.show_message(text)
-
-    def clear_error(self) -> None:
-        self.banner.hide()
-
-    def error_text(self) -> str:
-        """The banner's message, or "" when no error is shown."""
-        return "" if self.banner.isHidden() else self.banner.label.text()
-
-    def show_notice(self, text: str) -> None:
-        self.statusBar().showMessage(text, NOTICE_MS)
+        self._bind_keys(bindings)
 
     def go_back(self) -> None:
         """Esc: from an enlarged camera back to the grid, else out of full screen."""
@@ -96,19 +71,5 @@ class CameraWindow(QMainWindow):
         else:
             self.leave_fullscreen()
 
-    def toggle_fullscreen(self) -> None:
-        """Cameras only, full screen; F again (or Esc) brings the panel back."""
-        if self.isFullScreen():
-            self.leave_fullscreen()
-            return
-        self.panel.hide()
-        self.showFullScreen()
-
-    def leave_fullscreen(self) -> None:
-        if self.isFullScreen():
-            self.showNormal()
-        self.panel.show()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self.closing.emit()
-        super().closeEvent(event)
+    def _panels(self) -> list[QWidget]:
+        return [self.panel]

@@ -43,8 +43,9 @@ class ErrorBanner(QWidget):
         self.show()
 
 
-class MainWindow(QMainWindow):
-    """Video on the left with telemetry below, controls on the right.
+class AppWindow(QMainWindow):
+    """What every DynaStream window has: an error banner, status-bar notices, keyboard shortcuts
+    and a full-screen mode that hides the side panels.
 
     Signals:
         closing(): the window is closing; everything must stop now.
@@ -54,13 +55,71 @@ class MainWindow(QMainWindow):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.banner = ErrorBanner()
+        self._shortcuts: list[QShortcut] = []
+
+    def _bind_keys(self, bindings: dict) -> None:
+        """Window-wide shortcuts: key sequence -> action."""
+        for keys, action in bindings.items():
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(action)
+            self._shortcuts.append(shortcut)
+
+    def _panels(self) -> list[QWidget]:
+        """The widgets full screen hides (everything but the pictures)."""
+        raise NotImplementedError
+
+    def show_error(self, text: str) -> None:
+        """Show a problem in the window (the banner); the terminal is not where users look."""
+        self.banner.show_message(text)
+
+    def clear_error(self) -> None:
+        self.banner.hide()
+
+    def error_text(self) -> str:
+        """The banner's message, or "" when no error is shown."""
+        return "" if self.banner.isHidden() else self.banner.label.text()
+
+    def show_notice(self, text: str) -> None:
+        """A passing message in the status bar (e.g. where a recording was saved)."""
+        self.statusBar().showMessage(text, NOTICE_MS)
+
+    def notice_text(self) -> str:
+        """The status bar's passing message, or "" when none is shown."""
+        return self.statusBar().currentMessage()
+
+    def toggle_fullscreen(self) -> None:
+        """Pictures only, full screen; F again (or Esc) brings the panels back."""
+        if self.isFullScreen():
+            self.leave_fullscreen()
+            return
+        for panel in self._panels():
+            panel.hide()
+        self.showFullScreen()
+
+    def leave_fullscreen(self) -> None:
+        if self.isFullScreen():
+            self.showNormal()
+        for panel in self._panels():
+            panel.show()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.closing.emit()
+        super().closeEvent(event)
+
+
+class MainWindow(AppWindow):
+    """Video on the left with telemetry below, controls on the right."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
         self.setWindowTitle("DynaStream")
         self.view = VideoView()
         self.controls = ControlPanel()
         self.status = StatusPanel()
         self.status.setFixedWidth(STATUS_WIDTH)
         self.chart = TelemetryChart()
-        self.banner = ErrorBanner()
         self._layout_widgets()
         self._add_shortcuts()
         # Keyboard focus starts on (and returns to, when clicked) the video: text fields take
@@ -105,46 +164,7 @@ class MainWindow(QMainWindow):
             "=": lambda: routing.step_target_fps(+1),  # "+" without Shift on most layouts
             "-": lambda: routing.step_target_fps(-1),
         }
-        self._shortcuts = []
-        for keys, action in bindings.items():
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.activated.connect(action)
-            self._shortcuts.append(shortcut)
+        self._bind_keys(bindings)
 
-    def show_error(self, text: str) -> None:
-        """Show a problem in the window (the banner); the terminal is not where users look."""
-        self.banner.show_message(text)
-
-    def clear_error(self) -> None:
-        self.banner.hide()
-
-    def error_text(self) -> str:
-        """The banner's message, or "" when no error is shown."""
-        return "" if self.banner.isHidden() else self.banner.label.text()
-
-    def show_notice(self, text: str) -> None:
-        """A passing message in the status bar (e.g. where a recording was saved)."""
-        self.statusBar().showMessage(text, NOTICE_MS)
-
-    def notice_text(self) -> str:
-        """The status bar's passing message, or "" when none is shown."""
-        return self.statusBar().currentMessage()
-
-    def toggle_fullscreen(self) -> None:
-        """Video only, full screen; F again (or Esc) brings the panels back."""
-        if self.isFullScreen():
-            self.leave_fullscreen()
-            return
-        self.controls.hide()
-        self.telemetry_row.hide()
-        self.showFullScreen()
-
-    def leave_fullscreen(self) -> None:
-        if self.isFullScreen():
-            self.showNormal()
-        self.controls.show()
-        self.telemetry_row.show()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self.closing.emit()
-        super().closeEvent(event)
+    def _panels(self) -> list[QWidget]:
+        return [self.controls, self.telemetry_row]
