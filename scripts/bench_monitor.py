@@ -26,7 +26,7 @@ from engine.data.synthetic.video import ground_truth_path, write_video  # noqa: 
 from engine.model.loading import LoadedPredictor, load_predictor  # noqa: E402
 from engine.runtime.monitor import Monitor  # noqa: E402
 from engine.runtime.monitor_config import CameraSettings  # noqa: E402
-from engine.runtime.queues import get_item  # noqa: E402
+from engine.runtime.queues import StreamEnd, get_item  # noqa: E402
 from engine.runtime.routing import RoutingMode  # noqa: E402
 from engine.runtime.sinks import EventLog  # noqa: E402
 from engine.train.stream_eval import evaluate_events_file  # noqa: E402
@@ -59,7 +59,7 @@ def run_fleet(loaded: LoadedPredictor, cameras: list[CameraSettings], mode: Rout
             if entry is None:
                 continue
             name, item = entry
-            if hasattr(item, "reason"):
+            if isinstance(item, StreamEnd):
                 ended.add(name)
                 continue
             processed[name] += 1

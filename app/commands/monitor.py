@@ -192,7 +192,7 @@ class MonitorRun:
         return 2 if failed else 0
 
     def _consume(self, bar, start: float) -> str:
-        from engine.runtime.queues import get_item
+        from engine.runtime.queues import StreamEnd, get_item
 
         names = self.runner.camera_names
         while len(self.ended) < len(names):
@@ -204,7 +204,7 @@ class MonitorRun:
             if entry is None:
                 continue
             camera, item = entry
-            if hasattr(item, "reason"):  # the camera's StreamEnd
+            if isinstance(item, StreamEnd):
                 self.ended[camera] = "error" if item.failed else "eof"
                 if item.failed:
                     logger.warning("%s: %s", camera, self.runner.stats(camera).failure)
