@@ -7,13 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+# The bundled defaults, resolved in a checkout and in an installed package alike.
+from engine.bundled import DEFAULT_VIDEO as DEFAULT_VIDEO
+from engine.bundled import DEFAULT_WEIGHTS, model_config, model_config_names
 from engine.errors import UserError
 from engine.model.loading import ModelOptions
-
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_WEIGHTS = ROOT / "assets" / "dy-yolov7-tiny.safetensors"
-DEFAULT_VIDEO = ROOT / "assets" / "demo.mp4"
-MODEL_CONFIGS = ROOT / "configs" / "models"
 
 
 def default_weights() -> Path:
@@ -29,11 +27,10 @@ def resolve_config(value: str | None) -> Path | None:
     path = Path(value)
     if path.exists():
         return path
-    named = MODEL_CONFIGS / f"{value}.yaml"
+    named = model_config(value)
     if named.exists():
         return named
-    raise UserError(f"config not found: {value} (give a path or one of: "
-                    f"{', '.join(sorted(p.stem for p in MODEL_CONFIGS.glob('*.yaml')))})")
+    raise UserError(f"config not found: {value} (give a path or one of: {', '.join(model_config_names())})")
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:

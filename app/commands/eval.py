@@ -102,10 +102,13 @@ def run_dataset(args: argparse.Namespace) -> int:
 
 
 def default_plot_path(weights: Path) -> Path:
-    """Beside the weights, or under runs/eval when their folder is read-only (a shared or installed model)."""
+    """Beside the weights, or under runs/eval when their folder is read-only or theirs is an installed
+    package's (a shared or installed model)."""
     import os
 
-    if os.access(weights.parent, os.W_OK):
+    from engine.bundled import is_installed
+
+    if os.access(weights.parent, os.W_OK) and not is_installed(weights):
         return weights.with_name(f"{weights.stem}-tradeoff.png")
     return Path("runs") / "eval" / f"{weights.stem}-tradeoff.png"
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.bundled import model_config
 from engine.config import from_mapping, load_yaml, to_mapping
 from engine.errors import CheckpointError, ConfigError
 from engine.model.arch import ArchSpec, load_arch
@@ -28,7 +29,6 @@ from engine.model.build import build_dynamic_detector
 from engine.model.calibration import Calibration
 from engine.model.families import YOLO_FAMILY, Cascade, build_cascade, family_of, spec_from_mapping
 from engine.model.reference import (
-    CONFIG_DIR,
     PUBLISHED,
     arch_from_reference_yaml,
     convert_state_dict,
@@ -174,7 +174,7 @@ def infer_reference_arch(state: dict[str, torch.Tensor], path: Path) -> ArchSpec
     num_anchors = grid.shape[2]
     num_classes = state[head].shape[0] // num_anchors - 5
     for name in PUBLISHED:
-        base = load_arch(CONFIG_DIR / f"{name}.yaml")
+        base = load_arch(model_config(name))
         first = "model_b.1.conv.weight" if base.backbone.input == "space_to_depth" else "model_b.0.conv.weight"
         if first not in state:
             continue

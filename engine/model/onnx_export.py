@@ -14,7 +14,9 @@ and width are dynamic axes: the graphs accept any size that is a multiple of the
 
 Cache layout: ``<weights>.onnx-cache/<key>/{stage1,exit1,exit2}.onnx`` plus ``manifest.json``,
 where ``key`` hashes the weights file content, the architecture, the export settings and the
-exporter's version. Entries are written into a temporary folder and renamed into place.
+exporter's version. Entries are written into a temporary folder and renamed into place. When the
+weights' folder is read-only, or the weights came with an installed package, the same layout lives
+under the user cache instead (:func:`cache_root_for`, :func:`user_cache_root`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine.bundled import is_installed
 from engine.config import to_mapping
 from engine.model.blocks import SpaceToDepth
 from engine.model.composite import CompositeLink, ExportLink
@@ -70,7 +73,11 @@ class StagedGraphs:
 
 
 def cache_root_for(weights_path: Path) -> Path:
-    """The folder beside a weights file that holds its exported graphs."""
+    """The folder that holds a weights file's exported graphs: ``<weights>.onnx-cache`` beside it,
+    except for a model installed with the package, whose graphs go to the user cache (nothing is
+    written into an installed package, writable or not)."""
+    if is_installed(weights_path):
+        return fallback_root_for(weights_path, weights_path)
     return weights_path.with_name(weights_path.name + ".onnx-cache")
 
 
@@ -115,7 +122,7 @@ def export_staged(model: DynamicDetector, weights_path: Path | None = None, *, c
         model: the detector (left unchanged: a fused copy is exported).
         weights_path: the file the weights came from; its content keys the cache. Without
             it the state dict is hashed instead.
-        cache_root: where cache entries live (default: ``<weights>.onnx-cache``; when that
+        cache_root: where cache entries live (default: :func:`cache_root_for`; when that
             folder is read-only, the same name under :func:`user_cache_root`); required when
             ``weights_path`` is None.
         opset: ONNX opset of the graphs.

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.bundled import model_config
 from engine.config import load_yaml
 from engine.errors import CheckpointError, ConfigError
 from engine.model.arch import ArchSpec
@@ -28,7 +29,6 @@ Entry = tuple[str | None, nn.Module | None]  # (our module path, module) per ref
 
 # Published architectures a reference YAML may describe, by our config file name.
 PUBLISHED = ("dy-yolov7", "dy-yolov7x", "dy-yolov7-w6")
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 
 
 def _entries(root: nn.Module, prefix: str) -> list[Entry]:
@@ -202,7 +202,7 @@ def arch_from_reference_yaml(path: str | Path) -> ArchSpec:
             raise ConfigError(f"{path}: reference config lacks {key!r}")
     theirs = _yaml_signature(data)
     for name in PUBLISHED:
-        base = load_arch(CONFIG_DIR / f"{name}.yaml")
+        base = load_arch(model_config(name))
         with torch.device("meta"):
             model = build_dynamic_detector(base)
         if all(_same_shape(_signature(model, base)[g], theirs[g]) for g in theirs):

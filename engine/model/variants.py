@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
+from engine.bundled import model_config
 from engine.model.arch import ArchSpec, load_arch
 from engine.model.rcnn.detector import DyRCNNSpec, RCNNSpec
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 
 
 def arch_by_name(name: str, **overrides: object) -> ArchSpec:
     """One of ``configs/models/<name>.yaml`` with top-level keys replaced (width_multiple, ...)."""
-    return replace(load_arch(CONFIG_DIR / f"{name}.yaml"), **overrides)
+    return replace(load_arch(model_config(name)), **overrides)
 
 
 def tiny_variant(num_classes: int = 3, input_size: int = 64) -> ArchSpec:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from engine.bundled import model_config
 from engine.data.collate import collate_detections
 from engine.data.datasets import DetectionDataset
 from engine.errors import ConfigError
@@ -20,7 +21,6 @@ from engine.losses.router_loss import RouterLoss
 from engine.model.arch import ArchSpec
 from engine.model.checkpoint import arch_from_config, load_detector, save_model
 from engine.model.families import RCNN_FAMILY, Cascade, build_cascade
-from engine.model.variants import CONFIG_DIR
 from engine.train.calibrate import calibrate
 from engine.train.config import TrainConfig
 from engine.train.evaluate import coco_map, run_validation
@@ -62,7 +62,7 @@ def build_model(cfg: TrainConfig, dataset: DetectionDataset) -> Cascade:
             raise ConfigError(f"model.init_weights classes {model.class_names} differ from the dataset's")
         return model.train()
     path = Path(cfg.model.arch)
-    spec = arch_from_config(path if path.suffix in (".yaml", ".yml") else CONFIG_DIR / f"{cfg.model.arch}.yaml")
+    spec = arch_from_config(path if path.suffix in (".yaml", ".yml") else model_config(cfg.model.arch))
     overrides = {k: v for k, v in (("width_multiple", cfg.model.width_multiple),
                                    ("depth_multiple", cfg.model.depth_multiple)) if v is not None}
     if overrides and not isinstance(spec, ArchSpec):

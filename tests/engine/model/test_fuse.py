@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from engine.bundled import model_config
 from engine.model.arch import load_arch
 from engine.model.blocks import RepConv
 from engine.model.build import build_dynamic_detector
-from engine.model.variants import CONFIG_DIR
 from tests.engine.model.helpers import randomise, tiny_model
 
 
@@ -32,7 +32,7 @@ def test_repconv_with_identity_branch_fuses_exactly():
 
 
 def test_published_model_with_repconv_fuses(tmp_path):
-    arch = load_arch(CONFIG_DIR / "dy-yolov7.yaml", width_multiple=0.0625, num_classes=4)
+    arch = load_arch(model_config("dy-yolov7"), width_multiple=0.0625, num_classes=4)
     model = randomise(build_dynamic_detector(arch)).eval()
     x = torch.rand(1, 3, 64, 64)
     before = model.predict_exit(x, 2)

@@ -162,12 +162,12 @@ def test_spec_checks():
 
 
 def test_shipped_configs_load_and_reject_unknown_keys(tmp_path):
+    from engine.bundled import model_config
     from engine.model.checkpoint import arch_from_config
-    from engine.model.variants import CONFIG_DIR
 
-    small = arch_from_config(CONFIG_DIR / "dy-faster-rcnn-r18.yaml")
+    small = arch_from_config(model_config("dy-faster-rcnn-r18"))
     assert isinstance(small, DyRCNNSpec) and small.first.width == 32 and small.second.norm == "batch"
-    large = arch_from_config(CONFIG_DIR / "dy-faster-rcnn-r50.yaml")
+    large = arch_from_config(model_config("dy-faster-rcnn-r50"))
     assert large.first.depth == 50 and large.first.norm == "frozen"
     bad = tmp_path / "bad.yaml"
     bad.write_text("family: dy-faster-rcnn\nfirst: {depth: 18, widht: 32}\n")
