@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from engine.model.backbone import Backbone, FuseHook
 from engine.model.composite import CompositeLink
+from engine.model.exits import Route, plan_exits, run_exits
 from engine.model.head import DetectHead
 from engine.model.neck import PANNeck
 from engine.model.postprocess import nms
 from engine.model.router import Router
-
-Route = Literal["auto", "first", "second"]
 
 
 class Detector(nn.Module):
@@ -165,31 +164,25 @@ class DynamicDetector(nn.Module):
         """Decoded predictions ``[N, A, 5 + C]`` of detector 2 (link + backbone 2 + its head)."""
         return self.second.head.decode(self.second.predict(self.second_features(s1)))
 
-    def forward(self, x: torch.Tensor, threshold: float = 0.5, route: Route = "auto") -> DynamicOutput:
-        """Inference with per-sample routing (``score >= threshold`` leaves at exit 1)."""
+    def forward(self, x: torch.Tensor, threshold: float | Sequence[float] = 0.5,
+                route: Route | Sequence[Route] = "auto") -> DynamicOutput:
+        """Inference with per-sample routing (see :func:`~engine.model.exits.plan_exits`).
+
+        Args:
+            x: ``[N, 3, H, W]`` RGB in [0, 1], H and W multiples of :attr:`stride`.
+            threshold: samples scoring at least this leave at exit 1; one value or one per sample.
+            route: ``first``/``second`` force that exit; one value or one per sample.
+        """
         s1 = self.stage1(x)
-        if route == "first":
-            second = torch.zeros_like(s1.scores, dtype=torch.bool)
-        elif route == "second":
-            second = torch.ones_like(s1.scores, dtype=torch.bool)
-        else:
-            second = s1.scores < threshold
-        exits = 1 + second.long()
-        first_idx = torch.nonzero(~second).flatten()
-        second_idx = torch.nonzero(second).flatten()
-        outputs = []
-        if len(first_idx):
-            outputs.append((first_idx, self.exit1(s1 if len(first_idx) == len(x) else s1.select(first_idx))))
-        if len(second_idx):
-            outputs.append((second_idx, self.exit2(s1 if len(second_idx) == len(x) else s1.select(second_idx))))
-        if len(outputs) == 1:
-            predictions = outputs[0][1]
-        else:
-            shape = (len(x), *outputs[0][1].shape[1:])
-            predictions = outputs[0][1].new_empty(shape)
-            for idx, pred in outputs:
-                predictions[idx] = pred
-        return DynamicOutput(predictions, s1.scores, exits)
+        plan = plan_exits(s1.scores.detach().float().cpu().numpy(), threshold, route)
+        exits = {1: self.exit1, 2: self.exit2}
+
+        def run(exit_id: int, index: np.ndarray) -> torch.Tensor:
+            subset = s1 if len(index) == len(x) else s1.select(torch.as_tensor(index, device=x.device))
+            return exits[exit_id](subset)
+
+        predictions = torch.stack(run_exits(plan, run))  # [N, A, 5 + C]
+        return DynamicOutput(predictions, s1.scores, torch.as_tensor(plan.exits, device=x.device))
 
     def forward_training(self, x: torch.Tensor) -> TrainingOutput:
         """Both detectors on every sample (both losses train), plus router scores."""

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from engine.detections import Detections
 from engine.model.backends import StagedBackend
+from engine.model.exits import Route, plan_exits, run_exits
 from engine.model.postprocess import InputPacker, Letterbox
 from engine.model.score_scale import ScoreScale
-
-Route = Literal["auto", "first", "second"]
 
 
 class Predictor:
@@ -52,17 +51,17 @@ class Predictor:
         return self._packer.pack(images)
 
     def predict(self, images: Sequence[np.ndarray], threshold: float | Sequence[float] = 0.5,
-                route: Route = "auto") -> list[Detections]:
+                route: Route | Sequence[Route] = "auto") -> list[Detections]:
         """Detect objects in H x W x 3 uint8 RGB images.
 
         Images whose router score is ``>= threshold`` leave at exit 1, the others at exit 2
-        (``route`` forces one exit for all). ``threshold`` may be one value per image: frames of
-        different cameras batched together each keep their own camera's threshold. Each result
-        carries its per-stage timings (ms); stage timings of a batch are shared by its images.
+        (``route`` forces an exit). Either may be one value per image: frames of different
+        cameras batched together each keep their own camera's routing (see
+        :func:`~engine.model.exits.plan_exits`). Each result carries its per-stage timings (ms);
+        stage timings of a batch are shared by its images.
         """
         if not images:
             return []
-        thresholds = np.broadcast_to(np.asarray(threshold, np.float64), (len(images),))
         t0 = time.perf_counter()
         batch, boxes = self.preprocess(images)
         t1 = time.perf_counter()
@@ -70,40 +69,32 @@ class Predictor:
         if self.score_scale is not None:
             scores = self.score_scale.apply(scores)
         t2 = time.perf_counter()
-        if route == "first":
-            second = np.zeros(len(images), bool)
-        elif route == "second":
-            second = np.ones(len(images), bool)
-        else:
-            second = scores < thresholds
-        kept: list[torch.Tensor] = [None] * len(images)
-        exit_ms, post_ms = {}, 0.0
-        for exit_id, mask in ((1, ~second), (2, second)):
-            index = np.flatnonzero(mask)
-            if not len(index):
-                continue
-            start = time.perf_counter()
-            run = self.backend.exit1 if exit_id == 1 else self.backend.exit2
-            out = run(state, index)  # rows follow index: a batch tensor, or a list per image
-            done = time.perf_counter()
-            exit_ms[exit_id] = (done - start) * 1000
-            for i, det in zip(index, self.backend.postprocess(out, self.conf_threshold, self.iou_threshold,
-                                                              self.max_detections)):
-                kept[i] = det
-            post_ms += (time.perf_counter() - done) * 1000
+        plan = plan_exits(scores, threshold, route)
+        timings = {"nms": 0.0}
+        kept = run_exits(plan, lambda exit_id, index: self._run_exit(state, exit_id, index, timings))
         t4 = time.perf_counter()
         results = []
         for i, (det, box) in enumerate(zip(kept, boxes)):
-            exit_id = 2 if second[i] else 1
-            timings = {
+            exit_id = int(plan.exits[i])
+            det_timings = {
                 "preprocess": (t1 - t0) * 1000, "stage1": (t2 - t1) * 1000,
-                f"exit{exit_id}": exit_ms[exit_id], "nms": post_ms, "total": (t4 - t0) * 1000,
+                f"exit{exit_id}": timings[f"exit{exit_id}"], "nms": timings["nms"], "total": (t4 - t0) * 1000,
             }
             det = det.numpy()
             results.append(Detections(
                 boxes=box.to_original(det[:, :4]), scores=det[:, 4].astype(np.float32),
                 class_ids=det[:, 5].astype(np.int64), class_names=self.class_names,
-                exit=exit_id, router_score=float(scores[i]),
-                threshold=None if route != "auto" else float(thresholds[i]), timings_ms=timings,
+                exit=exit_id, router_score=float(scores[i]), threshold=plan.threshold(i), timings_ms=det_timings,
             ))
         return results
+
+    def _run_exit(self, state: Any, exit_id: int, index: np.ndarray, timings: dict[str, float]) -> list[torch.Tensor]:
+        """Exit ``exit_id`` and post-processing for the samples at ``index``; adds their ms to ``timings``."""
+        start = time.perf_counter()
+        run = self.backend.exit1 if exit_id == 1 else self.backend.exit2
+        out = run(state, index)  # rows follow index: a batch tensor, or a list per image
+        done = time.perf_counter()
+        detections = self.backend.postprocess(out, self.conf_threshold, self.iou_threshold, self.max_detections)
+        timings[f"exit{exit_id}"] = (done - start) * 1000
+        timings["nms"] += (time.perf_counter() - done) * 1000
+        return detections

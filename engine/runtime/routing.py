@@ -8,6 +8,7 @@ from typing import Literal
 
 from engine.errors import UserError
 from engine.model.calibration import Calibration
+from engine.model.exits import Route
 from engine.runtime.controller import ControllerState, RateController
 
 ModeKind = Literal["target_fps", "threshold", "second_fraction", "first", "second"]
@@ -46,7 +47,7 @@ def mode_from_controls(kind: str, value: float | None, target_fps: float | None,
 @dataclass(frozen=True)
 class Decision:
     threshold: float
-    route: Literal["auto", "first", "second"]
+    route: Route
     controller: ControllerState | None = None
 
 

@@ -297,10 +297,8 @@ class SharedEngine(Worker):
             escalate = lane.track_routing and lane.tracking is not None and lane.tracking.churn
             frames.append(frame)
             decisions.append(self.allocator.decide(lane.name, escalate=escalate))
-        # Forced routes come from the mode, so they are the same for every lane of the batch.
-        route = decisions[0].route
         detections = self.predictor.predict([f.image for f in frames], threshold=[d.threshold for d in decisions],
-                                            route=route)
+                                            route=[d.route for d in decisions])
         inference_done = time.perf_counter()
         for lane, frame, decision, det in zip(lanes, frames, decisions, detections):
             self._finish(lane, frame, decision, det, (inference_done - start) / len(lanes))

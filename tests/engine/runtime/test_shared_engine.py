@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine.detections import Detections
+from engine.model.exits import plan_exits
 from engine.runtime.allocation import Allocator
 from engine.runtime.frames import Frame, Result
 from engine.runtime.queues import StreamEnd
@@ -30,17 +31,13 @@ class FakePredictor:
 
     def predict(self, images, threshold=0.5, route="auto"):
         time.sleep(self.cost)
-        thresholds = np.broadcast_to(np.asarray(threshold, float), (len(images),))
         self.batches.append(len(images))
-        results = []
-        for image, limit in zip(images, thresholds):
-            score = float(image[0, 0, 0]) / 255
-            self.calls.append(score)
-            second = route == "second" or (route == "auto" and score < limit)
-            empty = np.zeros((0, 4), np.float32)
-            results.append(Detections(empty, np.zeros(0, np.float32), np.zeros(0, np.int64), ("a",),
-                                      2 if second else 1, score, float(limit)))
-        return results
+        scores = [float(image[0, 0, 0]) / 255 for image in images]
+        self.calls += scores
+        plan = plan_exits(np.array(scores), threshold, route)
+        empty = np.zeros((0, 4), np.float32)
+        return [Detections(empty, np.zeros(0, np.float32), np.zeros(0, np.int64), ("a",), int(plan.exits[i]),
+                           score, plan.threshold(i)) for i, score in enumerate(scores)]
 
 
 class Collect:
