@@ -176,6 +176,14 @@ def _open_sinks(args: argparse.Namespace, classes: tuple[str, ...]) -> dict:
     return sinks
 
 
+# What the summary's latencies measure. Every frame of a file (no --realtime) is read ahead and waits
+# its turn, so its latency grows with the queue; a live source, or a file played in real time, hands
+# the engine its newest frame, so latency is what a camera's viewer sees.
+LIVE_LATENCY = "capture to result (live: the newest frame is processed, older ones dropped)"
+QUEUED_LATENCY = ("read to result, with the time each frame waited behind earlier ones (every frame of a file; "
+                  "--realtime for a camera's latency)")
+
+
 class StreamingRun:
     """The CLI's consumer loop: reads results until the stream ends or a limit or signal stops it."""
 
@@ -281,6 +289,7 @@ class StreamingRun:
             "target_fps": self.args.target_fps,
             "mean_latency_ms": round(engine.mean_latency_ms, 2),
             "p95_latency_ms": round(engine.p95_latency_ms, 2),
+            "latency": LIVE_LATENCY if self.pipeline.live else QUEUED_LATENCY,
             "reconnects": stats.capture.reconnects,
             "exit_reason": reason,
             "target_reachable": None if controller is None else controller.reachable,

@@ -16,8 +16,8 @@ from tests.support.media import make_video, read_times
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {"source", "frames_read", "frames_processed", "frames_dropped", "frames_recorded", "processing_fps",
-                "second_exit_fraction", "target_fps", "mean_latency_ms", "p95_latency_ms", "reconnects",
-                "exit_reason"}
+                "second_exit_fraction", "target_fps", "mean_latency_ms", "p95_latency_ms", "latency",
+                "reconnects", "exit_reason"}
 
 
 def command(weights: Path, *args: str) -> list[str]:
@@ -60,6 +60,7 @@ def test_file_all_frames_with_recording_and_events(tiny_weights, tmp_path):
     summary = summary_of(result.stdout)
     assert summary["exit_reason"] == "eof"
     assert summary["frames_read"] == summary["frames_processed"] == summary["frames_recorded"] == 30
+    assert summary["latency"].startswith("read to result, with the time each frame waited")  # queued, not live
     rows = [json.loads(line) for line in events.read_text().splitlines()]
     assert [r["frame"] for r in rows] == list(range(30))
     assert {"frame", "pts", "wall_time", "exit", "score", "threshold", "latency_ms", "detections"} <= set(rows[0])
@@ -94,6 +95,7 @@ def test_sigint_stops_cleanly_and_keeps_the_recording(tiny_weights, tmp_path):
     assert proc.returncode == 0, err
     summary = summary_of(out)
     assert summary["exit_reason"] == "signal"
+    assert summary["latency"].startswith("capture to result (live")
     assert summary["frames_recorded"] > 10
     assert len(read_times(record)) == summary["frames_recorded"]
 
