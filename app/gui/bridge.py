@@ -4,12 +4,14 @@ The worker blocks on the pipeline's results queue (with a short timeout, so that
 ``stop``) and polls the pipeline's stats about five times a second; both reach the GUI thread
 as queued signals. The GUI thread only paints what it receives.
 
-Two details keep the GUI responsive and correct:
+Three details keep the GUI responsive and correct:
 
 * At most :data:`MAX_IN_FLIGHT` results wait in the GUI's event queue. When painting falls
   behind, the worker skips results instead of piling them up, so the picture stays current.
 * Every signal carries the generation of the pipeline it came from. A pipeline that was
   replaced (new source, model or recording) may still have signals queued; they are ignored.
+* A fresh stats snapshot goes out just before the first result, so the panels never show the
+  state from before the first frame ("connecting", no rate) beside that frame.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class _ResultPump(QObject):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._shown_any = False
 
     def stop(self) -> None:
         self._stop.set()
@@ -80,6 +83,10 @@ class _ResultPump(QObject):
                 self.ended.emit(self.generation, item)
                 return
             if self._reserve():
+                if not self._shown_any:
+                    self._shown_any = True
+                    self.stats.emit(self.generation, self.pipeline.stats)
+                    next_stats = time.monotonic() + STATS_INTERVAL
                 self.result.emit(self.generation, item)
             else:
                 self.skipped += 1

@@ -9,6 +9,8 @@ paint:
   (the newest frame wins), and goes out as soon as the GUI has painted the previous one.
 * Every signal carries the generation of the monitor it came from; a replaced monitor's
   queued signals are ignored (as :mod:`app.gui.bridge` does for the single-source pipeline).
+* A fresh stats snapshot goes out just before each camera's first result, so that its tile
+  never shows "connecting" over its first frame.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class _CameraPump(QObject):
         self._lock = threading.Lock()
         self._in_flight = dict.fromkeys(monitor.camera_names, 0)
         self._waiting: dict[str, Result] = {}
+        self._unshown = set(monitor.camera_names)  # cameras none of whose results went out yet
         self._open = {feed.name for feed in monitor.running}  # cameras whose StreamEnd is still to come
 
     def stop(self) -> None:
@@ -81,6 +84,9 @@ class _CameraPump(QObject):
         """Send the waiting results that have a free slot; ``last_of``'s final one goes out regardless."""
         for camera in list(self._waiting):
             if self._reserve(camera) or camera == last_of:
+                if camera in self._unshown:
+                    self._unshown.discard(camera)
+                    self._emit_stats()
                 self.result.emit(self.generation, camera, self._waiting.pop(camera), self.processed)
 
     def _emit_stats(self) -> None:

@@ -12,14 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PyQt6.QtCore import QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QResizeEvent
-from PyQt6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PyQt6.QtGui import QColor, QMouseEvent, QResizeEvent
+from PyQt6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from app.gui.telemetry import offline_state
+from app.gui.labels import ElidedLabel
+from app.gui.telemetry import PLAYED_KINDS, offline_state
 from app.gui.theme import ERROR, GOOD, MUTED_TEXT, WARNING
 from app.gui.video_view import VideoView, ViewState
 from engine.runtime.frames import Result
 from engine.runtime.monitor import CameraStats
+from engine.runtime.sources import SourceKind
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +44,17 @@ class CameraStatus:
     view: ViewState | None = None
 
 
-def camera_status(stats: CameraStats) -> CameraStatus:
-    """A camera's state in words: live / connecting / reconnecting in N s / ended / failed: why."""
+def camera_status(stats: CameraStats, kind: SourceKind | None = None) -> CameraStatus:
+    """A camera's state in words: live (playing, for a file) / connecting / reconnecting in N s /
+    ended / failed: why."""
     state, capture = stats.state, stats.capture
     if state == "failed":
         message = stats.failure or capture.last_error or "stream failed"
         return CameraStatus(f"failed: {message}", ERROR, ViewState("Failed", message, "error"))
     if state == "live":
         fps = stats.lane.processing_fps
-        return CameraStatus(f"live · {fps:.1f} fps" if fps > 0 else "live", GOOD)
+        playing = "playing" if kind in PLAYED_KINDS else "live"
+        return CameraStatus(f"{playing} · {fps:.1f} fps" if fps > 0 else playing, GOOD)
     if state == "reconnecting":
         wait = f" in {capture.next_retry_in:.0f} s" if capture.next_retry_in is not None else ""
         return CameraStatus(f"reconnecting{wait}", WARNING, offline_state(capture))
@@ -59,32 +63,6 @@ def camera_status(stats: CameraStats) -> CameraStatus:
     if state == "eof":
         return CameraStatus("ended", MUTED_TEXT, ViewState("Ended", "the video reached its end"))
     return CameraStatus(state, MUTED_TEXT, ViewState(state.capitalize()))
-
-
-class _ElidedLabel(QLabel):
-    """A one-line label that shortens its text with "…" to fit (the full text is the tooltip)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._full = ""
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-    def set_full_text(self, text: str) -> None:
-        self._full = text
-        self.setToolTip(text)
-        self.update()
-
-    def full_text(self) -> str:
-        return self._full
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        try:
-            painter.setPen(self.palette().windowText().color())
-            text = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, self.width())
-            painter.drawText(self.rect(), int(self.alignment()), text)
-        finally:
-            painter.end()
 
 
 class CameraTile(QFrame):
@@ -109,7 +87,7 @@ class CameraTile(QFrame):
         self.name_label.setFont(font)
         # A thin border tells the tiles apart where two dark letterbox bands meet.
         self.setStyleSheet("QFrame#cameraTile { border: 1px solid #3a3d42; border-radius: 3px; }")
-        self.state_label = _ElidedLabel()
+        self.state_label = ElidedLabel()
         self.state_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         header = QHBoxLayout()
         header.setContentsMargins(6, 2, 6, 2)
@@ -124,13 +102,13 @@ class CameraTile(QFrame):
 
     def state_text(self) -> str:
         """The header's state line, in full."""
-        return self.state_label.full_text()
+        return self.state_label.text()
 
     def show_result(self, result: Result) -> None:
         self.view.show_result(result)
 
     def set_status(self, status: CameraStatus) -> None:
-        self.state_label.set_full_text(status.text)
+        self.state_label.setText(status.text)
         self.state_label.setStyleSheet(f"color: {status.color.name()};")
         self.view.set_state(status.view)
 

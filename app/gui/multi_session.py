@@ -21,6 +21,7 @@ from app.gui.camera_bridge import CameraBridge
 from app.gui.camera_grid import camera_status
 from app.gui.camera_window import CameraWindow
 from app.gui.model_loader import LoadedModel, ModelLoader
+from app.gui.telemetry import source_kind
 from app.gui.video_view import ViewState
 from engine.errors import UserError
 from engine.runtime.frames import Result
@@ -81,6 +82,7 @@ class MultiSession(QObject):
         if options.target_fps is not None:
             self.kind, self.mode_value = "target_fps", options.target_fps
         self.processed = 0
+        self._kinds = {camera.name: source_kind(camera.source) for camera in options.config.cameras}
         self._first_result_at: float | None = None
         self._closed = False
         self._wire()
@@ -183,7 +185,7 @@ class MultiSession(QObject):
             sinks.close()
             raise
         self.monitor, self.sinks = monitor, sinks
-        self.bridge.attach(monitor, lambda camera, result: sinks.handle(camera, result, None))
+        self.bridge.attach(monitor, sinks.offer)
 
     def _on_model_failed(self, message: str) -> None:
         if self._closed:
@@ -203,7 +205,7 @@ class MultiSession(QObject):
 
     def _on_stats(self, stats: dict[str, CameraStats]) -> None:
         for name, camera in stats.items():
-            self.window.grid.set_status(name, camera_status(camera))
+            self.window.grid.set_status(name, camera_status(camera, self._kinds.get(name)))
         self.window.telemetry.update_stats(stats, self.target_fps if self.kind == "target_fps" else None)
 
     def _on_camera_ended(self, camera: str, end: StreamEnd) -> None:

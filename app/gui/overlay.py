@@ -16,7 +16,7 @@ from PyQt6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
 
 from app.gui.theme import class_qcolor, exit_color
 from engine.detections import Detections
-from engine.render import badge_lines
+from engine.render import Rect, badge_lines, place_label
 from engine.tracking.state import ZoneState
 
 logger = logging.getLogger(__name__)
@@ -69,26 +69,27 @@ def _font(point_size: float, bold: bool = False) -> QFont:
 
 
 def paint_detections(painter: QPainter, det: Detections, mapping: ImageMapping,
-                     keep: Collection[str] | None = None, avoid: QRectF | None = None) -> None:
+                     keep: Collection[str] | None = None, avoid: QRectF | None = None) -> list[QRectF]:
     """Boxes in their class colours with ``name #12 0.87`` labels (``name 0.87`` without a track);
-    ``keep`` limits the classes shown.
+    ``keep`` limits the classes shown. Returns where the labels went.
 
-    Labels stay clear of ``avoid`` (the badge): one that would sit under it moves inside its
-    box, or below the box when the box's top is covered too.
+    Every box is drawn before any label, so that no box line crosses a label. Labels keep clear
+    of each other and of ``avoid`` (the badge), as :func:`label_rect` places them.
     """
     font = _font(LABEL_POINT_SIZE, bold=True)
     metrics = QFontMetricsF(font)
     painter.setFont(font)
-    taken: list[QRectF] = []  # labels drawn so far: crowded scenes must not stack them
-    for box, class_id, label, caption in zip(det.boxes, det.class_ids, det.labels, det.captions()):
-        if keep and label not in keep:
-            continue
-        color = class_qcolor(int(class_id))
-        rect = mapping.box(*(float(v) for v in box))
+    shown = [(mapping.box(*(float(v) for v in box)), class_qcolor(int(class_id)), caption)
+             for box, class_id, label, caption in zip(det.boxes, det.class_ids, det.labels, det.captions())
+             if not keep or label in keep]
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    for rect, color, _ in shown:
         painter.setPen(QPen(color, 2.0))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(rect)
+    taken: list[QRectF] = []  # labels drawn so far: crowded scenes must not stack them
+    for rect, color, caption in shown:
         taken.append(_paint_label(painter, caption, rect, color, metrics, mapping.target, avoid, taken))
+    return taken
 
 
 def paint_zones(painter: QPainter, zones: Sequence[ZoneState], mapping: ImageMapping) -> None:
@@ -118,15 +119,15 @@ def paint_zones(painter: QPainter, zones: Sequence[ZoneState], mapping: ImageMap
 
 def label_rect(width: float, height: float, box: QRectF, bounds: QRectF, avoid: QRectF | None = None,
                taken: Sequence[QRectF] = ()) -> QRectF:
-    """Where a ``width`` x ``height`` label of ``box`` goes: above the box; else just inside its
-    top (no room above, or the badge is there); else just below the box. Always within ``bounds``.
-    Of those places, one clear of the labels already ``taken`` wins, unless only the badge's is."""
-    left = min(max(box.left() - 1, bounds.left()), max(bounds.left(), bounds.right() - width))
-    places = [box.top() - height, box.top(), box.bottom()]
-    fits = [top for top in places if top >= bounds.top() and top + height <= bounds.bottom()]
-    clear = [top for top in fits if avoid is None or not QRectF(left, top, width, height).intersects(avoid)]
-    free = [top for top in clear if not any(QRectF(left, top, width, height).intersects(t) for t in taken)]
-    return QRectF(left, (free or clear or fits or [box.top()])[0], width, height)
+    """Where a ``width`` x ``height`` label of ``box`` goes, within ``bounds``: the recordings' rule
+    (:func:`engine.render.place_label`) in widget coordinates."""
+    left, top, right, bottom = place_label(width, height, _rect(box), _rect(bounds),
+                                           None if avoid is None else _rect(avoid), [_rect(t) for t in taken])
+    return QRectF(left, top, right - left, bottom - top)
+
+
+def _rect(rect: QRectF) -> Rect:
+    return rect.left(), rect.top(), rect.right(), rect.bottom()
 
 
 def _paint_label(painter: QPainter, text: str, box: QRectF, color: QColor, metrics: QFontMetricsF,

@@ -1,4 +1,8 @@
-"""Routing controls: the mode, the target-FPS slider, the threshold / exit-2 share slider."""
+"""Routing controls: the mode, the target-FPS slider, the threshold / exit-2 share slider.
+
+Each mode's settings sit on a page of one stack, as tall as the tallest page, so that the
+group keeps its height whichever mode is picked and the panels below it never move.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 import math
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QLabel, QSlider, QWidget
+from PyQt6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QLabel, QSlider, QStackedWidget, QWidget
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +24,20 @@ MODES = (
 )
 _FPS_STEPS = 10  # slider units per frame per second
 _VALUE_STEPS = 100  # slider units per 1.0 of threshold or share
+_HINT_LINES = 2  # every page's explanation gets this many lines, whatever its text
+#: The explanation under each mode's settings.
+_HINTS = {
+    "threshold": "frames scoring at least this leave at exit 1",
+    "second_fraction": "this share of frames, the hardest by router score, take exit 2",
+    "first": "every frame leaves at exit 1: fastest",
+    "second": "every frame runs both detectors: most accurate",
+}
+_PAGES = {"target_fps": 0, "threshold": 1, "second_fraction": 1, "first": 2, "second": 2}
+
+
+def _fps_text(units: int) -> str:
+    """A slider position as the rate it stands for; the range label and the value both use it."""
+    return f"{units / _FPS_STEPS:.1f}"
 
 
 def fps_range(exit1_ms: float, exit2_ms: float, source_fps: float | None = None) -> tuple[float, float]:
@@ -57,34 +75,61 @@ class RoutingControls(QGroupBox):
         self.mode_box = QComboBox()
         for label, kind in MODES:
             self.mode_box.addItem(label, kind)
-        self.fps_slider = QSlider(Qt.Orientation.Horizontal)
-        self.fps_label, self.fps_range_label = QLabel(), QLabel()
-        self.fps_range_label.setObjectName("statusName")
-        self.fps_range_label.setWordWrap(True)
+        self.fps_name, self.fps_slider = QLabel("Target"), QSlider(Qt.Orientation.Horizontal)
+        self.fps_label, self.fps_range_label = QLabel(), self._hint_label()
         self.value_slider = QSlider(Qt.Orientation.Horizontal)
         self.value_slider.setRange(0, _VALUE_STEPS)
-        self.value_name, self.value_label = QLabel("Threshold"), QLabel()
+        self.value_name, self.value_label, self.value_hint = QLabel("Threshold"), QLabel(), self._hint_label()
+        self.forced_hint = self._hint_label()
+        self.pages = QStackedWidget()
         self._layout_widgets()
         self.set_fps_range(1.0, 30.0)
         self.set_target_fps(10.0)
         self.mode_box.currentIndexChanged.connect(self._on_mode_picked)
         self.fps_slider.valueChanged.connect(self._on_fps_moved)
         self.value_slider.valueChanged.connect(self._on_value_moved)
-        self._sync_visibility()
+        self._sync_page()
+
+    def _hint_label(self) -> QLabel:
+        label = QLabel()
+        label.setObjectName("statusName")
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # A fixed height: a text that wraps onto another line must not change the group's height.
+        label.setFixedHeight(_HINT_LINES * label.fontMetrics().lineSpacing() + 2)
+        return label
 
     def _layout_widgets(self) -> None:
-        grid = QGridLayout(self)
-        grid.addWidget(QLabel("Mode"), 0, 0)
-        grid.addWidget(self.mode_box, 0, 1, 1, 2)
-        self.fps_name = QLabel("Target")
-        grid.addWidget(self.fps_name, 1, 0)
-        grid.addWidget(self.fps_slider, 1, 1)
-        grid.addWidget(self.fps_label, 1, 2)
-        grid.addWidget(self.fps_range_label, 2, 1, 1, 2)
-        grid.addWidget(self.value_name, 3, 0)
-        grid.addWidget(self.value_slider, 3, 1)
-        grid.addWidget(self.value_label, 3, 2)
+        mode_name = QLabel("Mode")
+        # Equal name and value columns on every page, so the sliders line up with the mode box.
+        name_width = max(self.fontMetrics().horizontalAdvance(text) for text in ("Mode", "Target", "Exit-2 share"))
+        for name in (mode_name, self.fps_name, self.value_name):
+            name.setMinimumWidth(name_width)
         self.fps_label.setMinimumWidth(self.fontMetrics().horizontalAdvance("000.0 fps") + 4)
+        self.value_label.setMinimumWidth(self.fps_label.minimumWidth())
+        for name, slider, label, hint in ((self.fps_name, self.fps_slider, self.fps_label, self.fps_range_label),
+                                          (self.value_name, self.value_slider, self.value_label, self.value_hint)):
+            page = QWidget()
+            grid = QGridLayout(page)
+            grid.setContentsMargins(0, 0, 0, 0)
+            grid.addWidget(name, 0, 0)
+            grid.addWidget(slider, 0, 1)
+            grid.addWidget(label, 0, 2)
+            grid.addWidget(hint, 1, 1, 1, 2)
+            grid.setColumnStretch(1, 1)
+            self.pages.addWidget(page)
+        forced = QWidget()
+        grid = QGridLayout(forced)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setColumnMinimumWidth(0, name_width)
+        grid.addWidget(self.forced_hint, 0, 1)
+        grid.setColumnStretch(1, 1)
+        grid.setRowStretch(1, 1)
+        self.pages.addWidget(forced)
+        grid = QGridLayout(self)
+        grid.addWidget(mode_name, 0, 0)
+        grid.addWidget(self.mode_box, 0, 1)
+        grid.addWidget(self.pages, 1, 0, 1, 2)
         grid.setColumnStretch(1, 1)
 
     @property
@@ -114,30 +159,37 @@ class RoutingControls(QGroupBox):
         self.mode_box.blockSignals(True)
         self.mode_box.setCurrentIndex(index)
         self.mode_box.blockSignals(False)
-        self._sync_visibility()
+        self._sync_page()
 
     def set_target_fps(self, fps: float) -> None:
         """Move the slider to ``fps`` without emitting; the range grows to include it."""
-        low, high = self.fps_slider.minimum() / _FPS_STEPS, self.fps_slider.maximum() / _FPS_STEPS
-        if not low <= fps <= high:
-            self.set_fps_range(min(low, fps), max(high, fps))
+        units = round(fps * _FPS_STEPS)
+        low, high = self.fps_slider.minimum(), self.fps_slider.maximum()
+        if not low <= units <= high:
+            self._set_fps_units(min(low, units), max(high, units))
         self.fps_slider.blockSignals(True)
-        self.fps_slider.setValue(round(fps * _FPS_STEPS))
+        self.fps_slider.setValue(units)
         self.fps_slider.blockSignals(False)
-        self.fps_label.setText(f"{self.target_fps:.1f} fps")
+        self.fps_label.setText(f"{_fps_text(units)} fps")
 
     def set_fps_range(self, low: float, high: float, measured: bool = False) -> None:
         """Limits of the target-FPS slider; ``measured`` when they come from the exit costs."""
+        self._measured = measured or self._measured
+        self._set_fps_units(round(low * _FPS_STEPS), round(high * _FPS_STEPS))
+
+    def _set_fps_units(self, low: int, high: int) -> None:
+        """The slider's limits in its own units; the range label is written from them, so that
+        it names exactly the values the slider stops at."""
         current = self.fps_slider.value()
         self.fps_slider.blockSignals(True)
-        self.fps_slider.setRange(round(low * _FPS_STEPS), round(high * _FPS_STEPS))
+        self.fps_slider.setRange(low, high)
         self.fps_slider.setPageStep(_FPS_STEPS)
         self.fps_slider.setValue(current)
         self.fps_slider.blockSignals(False)
-        self._measured = measured or self._measured
         detail = "from the measured exit costs" if self._measured else "until the exit costs are measured"
-        self.fps_range_label.setText(f"{low:.1f} – {high:.1f} fps, {detail}")
-        self.fps_label.setText(f"{self.target_fps:.1f} fps")
+        low_text, high_text = _fps_text(self.fps_slider.minimum()), _fps_text(self.fps_slider.maximum())
+        self.fps_range_label.setText(f"{low_text} – {high_text} fps, {detail}")
+        self.fps_label.setText(f"{_fps_text(self.fps_slider.value())} fps")
 
     def update_costs(self, exit1_ms: float, exit2_ms: float, source_fps: float | None = None) -> None:
         """Re-derive the slider range from exit costs, unless the user is dragging it."""
@@ -159,11 +211,11 @@ class RoutingControls(QGroupBox):
         self.fps_slider.setValue(self.fps_slider.value() + direction * _FPS_STEPS)
 
     def _on_mode_picked(self) -> None:
-        self._sync_visibility()
+        self._sync_page()
         self.modeChanged.emit(self.kind, self.value())
 
     def _on_fps_moved(self, position: int) -> None:
-        self.fps_label.setText(f"{position / _FPS_STEPS:.1f} fps")
+        self.fps_label.setText(f"{_fps_text(position)} fps")
         self.targetFpsChanged.emit(position / _FPS_STEPS)
 
     def _on_value_moved(self, position: int) -> None:
@@ -173,18 +225,16 @@ class RoutingControls(QGroupBox):
         self.value_label.setText(f"{position / _VALUE_STEPS:.2f}")
         self.modeChanged.emit(self.kind, self._values[self.kind])
 
-    def _sync_visibility(self) -> None:
+    def _sync_page(self) -> None:
         kind = self.kind
-        for widget in (self.fps_name, self.fps_slider, self.fps_label, self.fps_range_label):
-            widget.setVisible(kind == "target_fps")
-        has_value = kind in self._values
-        for widget in (self.value_name, self.value_slider, self.value_label):
-            widget.setVisible(has_value)
-        if has_value:
+        self.pages.setCurrentIndex(_PAGES[kind])
+        if kind in self._values:
             self.value_name.setText("Threshold" if kind == "threshold" else "Exit-2 share")
-            self.value_slider.setToolTip("frames whose router score is >= the threshold leave at exit 1"
-                                         if kind == "threshold" else "share of frames sent to exit 2")
+            self.value_hint.setText(_HINTS[kind])
+            self.value_slider.setToolTip(_HINTS[kind])
             self.value_slider.blockSignals(True)
             self.value_slider.setValue(round(self._values[kind] * _VALUE_STEPS))
             self.value_slider.blockSignals(False)
             self.value_label.setText(f"{self._values[kind]:.2f}")
+        elif kind in _HINTS:
+            self.forced_hint.setText(_HINTS[kind])

@@ -20,7 +20,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from app.gui.bridge import Bridge
 from app.gui.main_window import MainWindow
 from app.gui.model_loader import LoadedModel, ModelChoice, ModelLoader
-from app.gui.telemetry import offline_state
+from app.gui.telemetry import offline_state, source_kind
 from app.gui.video_view import ViewState
 from engine.errors import UserError
 from engine.runtime.frames import Result
@@ -241,6 +241,7 @@ class Session(QObject):
             self._on_start_failed(str(exc))
             return
         self.pipeline = pipeline
+        self.window.status.set_source(source_kind(self.source))
         self.bridge.attach(pipeline)
         self.window.controls.playback.set_running(True)
         if self.paused:
@@ -311,15 +312,17 @@ class Session(QObject):
         self.framesProcessed.emit(self.frames_processed)
 
     def _on_stats(self, stats: PipelineStats) -> None:
+        # The source's rate first: no number on screen may show a target the source cannot feed.
+        source_fps = stats.capture.fps or self.window.status.measured_source_fps
+        self._fit_auto_target(source_fps)
         target = self.target_fps if self.kind == "target_fps" else None
         self.window.status.update_stats(stats, target, self.record_path)
         if stats.engine.frames_processed >= 2:  # before that the rate is unknown, not zero
             self.window.chart.add_rate(stats.engine.processing_fps, target)
         self.window.chart.refresh()
-        controller = stats.engine.controller
-        self._fit_auto_target(stats.capture.fps)
-        if controller is not None:
-            self.window.controls.routing.update_costs(controller.exit1_ms, controller.exit2_ms, stats.capture.fps)
+        costs = stats.engine.controller or (self.model.calibration if self.model is not None else None)
+        if costs is not None and costs.exit1_ms > 0:
+            self.window.controls.routing.update_costs(costs.exit1_ms, costs.exit2_ms, source_fps)
         if stats.writer is not None and stats.writer.state == "failed" and self.record_path is not None:
             self.record_path = None
             self.window.controls.playback.set_recording(False)

@@ -64,7 +64,8 @@ def test_grid_has_a_named_tile_per_camera_updating_with_frames_and_badges(start_
         assert tile.view.badge_text()[0] in ("EXIT 1", "EXIT 2")
     first = grid.tile("gate").view.result
     qtbot.waitUntil(lambda: grid.tile("gate").view.result is not first, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: all(t.state_text().startswith("live") for t in grid.tiles.values()), timeout=WAIT_MS)
+    # Files play in real time: "playing", not "live", whose word is for cameras and streams.
+    qtbot.waitUntil(lambda: all(t.state_text().startswith("playing") for t in grid.tiles.values()), timeout=WAIT_MS)
     assert session.processed >= 4
 
 
@@ -86,7 +87,7 @@ def test_a_missing_camera_fails_alone(start_cameras, videos, tmp_path, qtbot):
     for name in ("gate", "yard"):
         tile = window.grid.tile(name)
         qtbot.waitUntil(lambda tile=tile: tile.view.result is not None, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: window.telemetry.text("Cameras live") == "2 / 3", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.telemetry.text("Cameras up") == "2 / 3", timeout=WAIT_MS)
     assert window.telemetry.text("lost") == "failed" and window.error_text() == ""
 
 

@@ -43,6 +43,7 @@ def test_switch_source_and_mode_while_running(start_session, videos, qtbot):
     qtbot.waitUntil(lambda: window.view.result is not None and window.view.result.frame.size == (80, 48),
                     timeout=WAIT_MS)
     assert session.pipeline is not first and first.join(0)  # the old pipeline's workers ended
+    qtbot.waitUntil(lambda: window.status.text("State") == "playing file", timeout=WAIT_MS)  # not a "stream"
     pick_mode(window, "threshold")
     window.controls.routing.value_slider.setValue(20)
     qtbot.waitUntil(lambda: session.pipeline.engine.allocator.mode == RoutingMode("threshold", 0.2), timeout=WAIT_MS)
@@ -138,3 +139,31 @@ def test_an_automatic_target_never_exceeds_the_source_rate(start_session, qtbot,
     qtbot.waitUntil(lambda: session.target_fps == 5.0, timeout=WAIT_MS)
     assert window.controls.routing.target_fps == 5.0
     qtbot.waitUntil(lambda: session.pipeline.stats.engine.controller.target_fps == 5.0, timeout=WAIT_MS)
+
+
+def test_the_panel_never_shows_an_automatic_target_above_the_source_rate(qtbot):
+    """The target a calibrated model suggests (45.2 fps here) meets a 30 fps file: the first
+    stats that name the source's rate bring the target and the slider's range down to it
+    before the panel shows either. No model runs: the stats come in through the bridge's signal."""
+    from types import SimpleNamespace
+
+    from app.gui.main_window import MainWindow
+    from app.gui.model_loader import ModelChoice
+    from app.gui.session import Session, SessionOptions
+    from engine.runtime.capture import CaptureStats
+    from engine.runtime.pipeline import PipelineStats
+    from engine.runtime.shared_engine import EngineStats
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    session = Session(window, SessionOptions(source="clip.mp4", model=ModelChoice()))
+    session.model = SimpleNamespace(calibration=SimpleNamespace(exit1_ms=12.0, exit2_ms=40.0))
+    session.target_fps = 45.2
+    window.controls.routing.set_target_fps(45.2)
+    window.controls.routing.update_costs(12.0, 40.0)
+    first = PipelineStats(CaptureStats(state="live", fps=30.0, width=640, height=360),
+                          EngineStats(frames_processed=1), None, 0, 0)
+    session.bridge.statsReady.emit(first)
+    assert window.status.text("Processing") == "– / 30.0 fps"
+    assert session.target_fps == 30.0 and window.controls.routing.target_fps == 30.0
+    assert window.controls.routing.fps_slider.maximum() == 300  # the range stops at the source's rate

@@ -89,7 +89,7 @@ def test_offline_states_are_explicit():
     state = offline_state(waiting)
     assert state is not None and state.title == "Stream offline"
     assert "Reconnecting in 4 s…" in state.detail and "stream stalled" in state.detail
-    assert describe_capture(waiting)[0] == "offline, reconnecting in 4 s…"
+    assert describe_capture(waiting)[0] == "reconnecting in 4 s"
     assert offline_state(CaptureStats(state="live")) is None
 
 
