@@ -76,26 +76,27 @@ def test_wheel_installed_elsewhere_runs_the_default_commands(tmp_path):
     env.update(PYTHONPATH=str(site), HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
                XDG_CONFIG_HOME=str(home / ".config"), QT_QPA_PLATFORM="offscreen")
 
-    def dynastream(*args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(site / "bin" / "dynastream"), *args], capture_output=True, text=True, cwd=work,
-                                env=env, timeout=120)
-        assert result.returncode == 0, result.stderr
-        return result
+    def dynastream(*commands: tuple[str, ...]) -> list[str]:
+        """The installed command line run once per argument list, side by side: their standard outputs."""
+        runs = [subprocess.Popen([str(site / "bin" / "dynastream"), *args], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=work, env=env) for args in commands]
+        outputs = [run.communicate(timeout=180) for run in runs]
+        for args, run, (_, err) in zip(commands, runs, outputs):
+            assert run.returncode == 0, f"dynastream {' '.join(args)}: {err}"
+        return [out for out, _ in outputs]
 
     imported = subprocess.run([sys.executable, "-c", "import app, engine; print(engine.__file__, app.__file__)"],
                               capture_output=True, text=True, cwd=work, env=env, check=True).stdout.split()
     assert all(Path(path).is_relative_to(site) for path in imported), imported
 
-    info = json.loads(dynastream("info").stdout)
-    assert info["name"] == "dy-yolov7-tiny" and info["num_classes"] == 8
-    published = json.loads(dynastream("info", "--config", "dy-yolov7").stdout)
-    assert published["name"] == "dy-yolov7" and published["num_classes"] == 80
-
     fast = ("--backend", "onnxruntime", "--threads", "1")
-    summary = json.loads(dynastream("run", "--max-frames", "5", *fast).stdout.strip().splitlines()[-1])
+    info, published, run = dynastream(("info",), ("info", "--config", "dy-yolov7"), ("run", "--max-frames", "5", *fast))
+    info, published, summary = json.loads(info), json.loads(published), json.loads(run.strip().splitlines()[-1])
+    assert info["name"] == "dy-yolov7-tiny" and info["num_classes"] == 8
+    assert published["name"] == "dy-yolov7" and published["num_classes"] == 80
     assert summary["frames_processed"] == 5
     assert Path(summary["source"]) == site / "engine" / "_bundled" / "assets" / "demo.mp4"
-    dynastream("gui", "--quit-after-frames", "3", *fast)
+    dynastream(("gui", "--quit-after-frames", "3", *fast))  # reuses the export that run cached
 
     # The export went to the user cache; nothing was written into the package or the working folder.
     assert list((home / ".cache" / "dynastream" / "onnx-cache" / "dy-yolov7-tiny.safetensors").glob("*/stage1.onnx"))
