@@ -47,7 +47,14 @@ def exit_latency_ms(model: Cascade, imgsz: int, runs: int = 10) -> tuple[float, 
 
 def calibrate(model: Cascade, batches: Iterable, imgsz: int, shares: Sequence[float] = SHARES,
               max_images: int | None = None, latency_runs: int = 10) -> Calibration:
-    scores = router_scores(model, batches, max_images)
+    """The calibration of ``model`` on the images of ``batches`` (labels, if any, are not used)."""
+    return calibration_from_scores(model, router_scores(model, batches, max_images), imgsz, shares, latency_runs)
+
+
+def calibration_from_scores(model: Cascade, scores: np.ndarray, imgsz: int, shares: Sequence[float] = SHARES,
+                            latency_runs: int = 10) -> Calibration:
+    """Thresholds at ``shares`` from router scores (of any images: a dataset's or a user's own footage),
+    and each exit's latency measured at ``imgsz``."""
     if not len(scores):
         raise ValueError("calibration needs at least one image")
     exit1, exit2 = exit_latency_ms(model, imgsz, latency_runs)
