@@ -78,7 +78,7 @@ class Consumer:
             if entry is None or not hasattr(entry[1], "detections"):
                 continue
             camera, result = entry
-            self.events[camera].write(result)
+            self.events[camera].offer(result)
             self.metrics.observe(camera, result)
             self.metrics.update(self.fleet.stats(camera))
             self.times[camera].append(time.time())

@@ -64,7 +64,7 @@ def run_fleet(loaded: LoadedPredictor, cameras: list[CameraSettings], mode: Rout
                 continue
             processed[name] += 1
             if name in logs:
-                logs[name].write(item)
+                logs[name].offer(item)
     finally:
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu0

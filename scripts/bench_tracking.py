@@ -65,7 +65,7 @@ def run_once(loaded, video: Path, mode: RoutingMode, track_routing: bool) -> dic
                 if isinstance(item, StreamEnd):
                     break
                 if item is not None:
-                    events.write(item)
+                    events.offer(item)
                     processed += 1
         finally:
             pipeline.shutdown()

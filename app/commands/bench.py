@@ -14,9 +14,23 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from app.commands.common import finite_float
+import numpy as np
+
+from app.commands.common import (
+    DEFAULT_VIDEO,
+    check_positive,
+    default_weights,
+    finite_float,
+    resolve_config,
+    with_width,
+)
+from engine.errors import UserError
+from engine.model.backend_names import GRAPH_BACKENDS, check_backend_available
+from engine.runtime.queues import StreamEnd, get_item
+from engine.runtime.routing import RoutingMode
 
 PATHS = ("stage1", "exit1", "exit2")
 
@@ -41,28 +55,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
+    check_arguments(args)
+    # The model code brings torch: only once the command line holds up.
     import torch
 
-    from app.commands.common import check_positive
-    from engine.errors import UserError
-    from engine.model.backends import TorchBackend, check_backend_name
+    from engine.model.backends import TorchBackend
     from engine.model.complexity import exit_gflops
 
-    for name in ("imgsz", "runs", "threads", "width"):
-        check_positive(f"--{name}", getattr(args, name))
-    if args.warmup < 0 or (args.demo_frames is not None and args.demo_frames < 0):
-        raise UserError("--warmup and --demo-frames must not be negative")
-    check_backend_name(args.backend)
     model, weights, source = _load_model(args)
     imgsz = _input_size(args.imgsz, model)
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # eager PyTorch gets the same thread budget
+    # Before any timing: a backend this model cannot use is refused here.
+    graphs, chosen, choice = _open_graph_backends(model, args.backend, args.threads, weights)
     x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
-    # Eager first: the PyTorch backend fuses the model in place.
+    # Eager before the staged PyTorch backend, which fuses the model in place (the graph
+    # runtimes export a fused copy and leave it as it is).
     eager = _time_paths({"eager": TorchBackend(model, fuse=False, channels_last=False)}, x, args.runs,
                         args.warmup)["eager"]
-    backends, chosen, choice = _open_backends(model, args.backend, args.threads, weights)
+    backends = {"torch": _torch_backend(model, selected=chosen == "torch", threads=args.threads), **graphs}
     measured = _time_paths(backends, x, args.runs, args.warmup)
     gflops = exit_gflops(model.fuse(), imgsz)  # what inference costs: fused
     threads = getattr(backends[chosen], "threads", torch.get_num_threads())
@@ -82,39 +93,58 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_backends(model: Any, name: str, threads: int | None, weights: Any) -> tuple[dict, str, Any]:
-    """Every available backend (PyTorch, then the graph runtimes when the model exports), the
-    name of the one ``--backend`` selects, and ``auto``'s choice (None unless measured for auto)."""
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything about the command line that holds without the model; one line per problem."""
+    for name in ("imgsz", "runs", "threads", "width"):
+        check_positive(f"--{name}", getattr(args, name))
+    if args.warmup < 0 or (args.demo_frames is not None and args.demo_frames < 0):
+        raise UserError("--warmup and --demo-frames must not be negative")
+    if args.width is not None and not args.config:
+        raise UserError("--width applies to --config (random weights) only")
+    check_backend_available(args.backend)
+
+
+def _open_graph_backends(model: Any, name: str, threads: int | None, weights: Any) -> tuple[dict, str, Any]:
+    """Every installed graph runtime this model runs on (none when it does not export), the name of
+    the backend ``--backend`` selects, and ``auto``'s choice (None unless measured for auto).
+
+    Raises:
+        UserError: ``--backend`` names a graph runtime and the model does not export.
+    """
     import torch
 
     from engine.model import backends as staged
 
-    choice = None
-    if name == "auto" and model.onnx_exportable and not torch.cuda.is_available():
+    if name == "auto" and (torch.cuda.is_available() or not model.onnx_exportable):
+        name = "torch"  # as the runtime's auto decides (see make_backend)
+    opened, choice = {}, None
+    if name == "auto":
         selected, choice = staged.choose_graph_backend(model, threads, weights)
-    else:
-        selected = staged.make_backend(model, name, threads, weights)
-    backends = {"torch": selected if selected.name == "torch" else staged.TorchBackend(model)}
-    if model.onnx_exportable:
-        for runtime in staged.available_graph_backends():
-            backends[runtime] = selected if selected.name == runtime else staged.open_graph_backend(
-                runtime, model, threads, weights)
-    return backends, selected.name, choice
+        name, opened[selected.name] = selected.name, selected
+    elif name in GRAPH_BACKENDS:
+        opened[name] = staged.make_backend(model, name, threads, weights)
+    runtimes = staged.available_graph_backends() if model.onnx_exportable else ()
+    for runtime in runtimes:
+        if runtime not in opened:
+            opened[runtime] = staged.open_graph_backend(runtime, model, threads, weights)
+    return {runtime: opened[runtime] for runtime in runtimes}, name, choice
+
+
+def _torch_backend(model: Any, selected: bool, threads: int | None) -> Any:
+    """The staged PyTorch backend: as the runtime opens it when ``--backend`` selects it (CUDA when
+    there is one), else on the CPU beside the graph runtimes."""
+    from engine.model import backends as staged
+
+    return staged.make_backend(model, "torch", threads) if selected else staged.TorchBackend(model)
 
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
     """The model, its weights file (None for random weights) and a description of its source."""
-    from pathlib import Path
-
     import torch
 
-    from app.commands.common import default_weights, resolve_config, with_width
-    from engine.errors import UserError
     from engine.model.checkpoint import arch_from_config, load_detector
     from engine.model.families import build_cascade
 
-    if args.width is not None and not args.config:
-        raise UserError("--width applies to --config (random weights) only")
     if args.config:
         arch = with_width(arch_from_config(resolve_config(args.config)), args.width)
         torch.manual_seed(0)
@@ -131,8 +161,6 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
 
 def _input_size(imgsz: int | None, model: Any) -> int:
-    from engine.errors import UserError
-
     size = imgsz or model.input_size
     stride = model.stride
     if size % stride:
@@ -164,14 +192,10 @@ def _time_paths(backends: dict[str, Any], x: Any, runs: int, warmup: int) -> dic
 
 
 def _stats(times: list[float]) -> dict[str, float]:
-    import numpy as np
-
     return {"median": round(float(np.median(times)), 2), "p90": round(float(np.percentile(times, 90)), 2)}
 
 
 def _medians(times: dict[str, list[float]]) -> dict[str, float]:
-    import numpy as np
-
     return {path: float(np.median(t)) for path, t in times.items()}
 
 
@@ -216,7 +240,7 @@ def machine_peak(threads: int) -> dict[str, Any]:
     AMD Zen 4 executes a 512-bit FMA as two 256-bit halves, so there the AVX-512 figure is
     counted at 256-bit width. bf16 dot products (AVX-512 BF16, AMX) double the per-cycle rate.
     """
-    from engine.model.backends import cpu_flags, cpu_model
+    from engine.model.backends import cpu_flags, cpu_model  # brings torch
 
     flags, name = cpu_flags(), cpu_model()
     amd = "AMD" in name.upper()
@@ -239,8 +263,6 @@ def machine_peak(threads: int) -> dict[str, Any]:
 
 
 def _clock_ghz() -> float | None:
-    from pathlib import Path
-
     try:
         return int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e6
     except (OSError, ValueError):
@@ -255,8 +277,7 @@ def _pipeline_rates(model: Any, backend: Any, frames: int | None) -> dict[str, A
     """The streaming pipeline on the demo clip (not real time) at each exit: its frame rate, the
     rate stage 1 + that exit allow (their times inside the pipeline), and the share of the
     engine's per-frame time spent outside the network."""
-    from app.commands.common import DEFAULT_VIDEO
-    from engine.model.predictor import Predictor
+    from engine.model.predictor import Predictor  # brings torch
 
     predictor = Predictor(backend, model.class_names, model.input_size, stride=model.stride)
     rows = {f"exit{e}": _run_demo(predictor, route, str(DEFAULT_VIDEO), frames)
@@ -270,11 +291,7 @@ def _pipeline_rates(model: Any, backend: Any, frames: int | None) -> dict[str, A
 
 
 def _run_demo(predictor: Any, route: str, video: str, frames: int | None) -> dict[str, Any]:
-    import numpy as np
-
-    from engine.runtime.pipeline import Pipeline, PipelineConfig
-    from engine.runtime.queues import StreamEnd, get_item
-    from engine.runtime.routing import RoutingMode
+    from engine.runtime.pipeline import Pipeline, PipelineConfig  # brings the decoders (cv2, PyAV)
 
     pipeline = Pipeline(PipelineConfig(video, RoutingMode(route)), predictor)
     network, engine, count, first_at = [], [], 0, None

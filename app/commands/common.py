@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import math
+import signal
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +16,8 @@ import numpy as np
 from engine.bundled import DEFAULT_VIDEO as DEFAULT_VIDEO
 from engine.bundled import DEFAULT_WEIGHTS, model_config, model_config_names
 from engine.errors import UserError
-from engine.model.loading import ModelOptions
+from engine.model.arch import ArchSpec
+from engine.model.loading import ModelOptions, load_predictor
 
 
 def default_weights() -> Path:
@@ -58,10 +64,6 @@ def input_size(requested: int | None, model_default: int) -> int:
 
 def with_width(arch, width: float | None):
     """``arch`` with ``--width`` applied; only the YOLO family has a width multiple."""
-    from dataclasses import replace
-
-    from engine.model.arch import ArchSpec
-
     if width is None:
         return arch
     if not isinstance(arch, ArchSpec):
@@ -101,8 +103,6 @@ def load_model(options: ModelOptions):
     Returns:
         :class:`engine.model.loading.LoadedPredictor`.
     """
-    from engine.model.loading import load_predictor
-
     weights = options.weights or default_weights()
     return load_predictor(weights, config=resolve_config(options.config), backend=options.backend,
                           imgsz=options.imgsz, conf=options.conf, iou=options.iou, threads=options.threads,
@@ -111,9 +111,6 @@ def load_model(options: ModelOptions):
 
 def finite_float(text: str) -> float:
     """argparse type: a float that is a real number (``nan`` and ``inf`` are refused)."""
-    import argparse
-    import math
-
     try:
         value = float(text)
     except ValueError:
@@ -132,9 +129,6 @@ def handle_stop_signals():
     ignored until the process exits, so a second Ctrl-C during shutdown cannot cut the
     summary or a recording short; without one, the previous handlers come back.
     """
-    import signal
-    import threading
-
     stop = threading.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}

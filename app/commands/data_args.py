@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from engine.errors import UserError
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
@@ -17,10 +20,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, data_required: bool = Tr
 
 def open_eval_data(args: argparse.Namespace, imgsz: int, class_names):
     """A validation-mode dataset of the model's classes, and its loader."""
-    from pathlib import Path
-
-    from engine.data.datasets import DetectionDataset
-    from engine.errors import UserError
+    from engine.data.datasets import DetectionDataset  # brings torch
     from engine.train.run import loader
 
     path = Path(args.data)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from app.commands.common import finite_float
+from app.commands.common import finite_float, load_model, read_image_rgb
+from engine.errors import UserError
+from engine.model.loading import ModelOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,15 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import cv2
-
-    from app.commands.common import load_model, read_image_rgb
-    from engine.errors import UserError
-    from engine.model.loading import ModelOptions
-    from engine.render import draw_detections
-
     if args.threshold is not None and not 0 <= args.threshold <= 1:
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    import cv2
+
+    from engine.render import draw_detections  # brings cv2 too
+
     image = read_image_rgb(args.source)
     if args.out:
         _check_writable(args.out)
@@ -59,10 +59,6 @@ def _default_threshold(calibration) -> float:
 
 
 def _check_writable(path: str) -> None:
-    from pathlib import Path
-
-    from engine.errors import UserError
-
     parent = Path(path).resolve().parent
     if not parent.is_dir():
         raise UserError(f"output folder does not exist: {parent}")

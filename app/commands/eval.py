@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+from app.commands.common import default_weights, input_size
 from app.commands.data_args import add_data_arguments, open_eval_data
+from engine.bundled import is_installed
 from engine.errors import UserError
+from engine.model.backend_names import check_backend_available
 
 # Options of the dataset mode that mean nothing when scoring a recorded run.
 _MODEL_ONLY = ("weights", "imgsz", "max_images", "plot")
@@ -45,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
 
 def run_events(args: argparse.Namespace) -> int:
     """Score one run's events against the clip's truth: one JSON line on stdout, a table on stderr."""
-    from engine.train.stream_eval import evaluate_events_file
-
     if args.data is not None:
         raise UserError("--events and --data are mutually exclusive: score a recorded run or a dataset")
     if args.events is None or args.truth is None:
@@ -54,6 +56,8 @@ def run_events(args: argparse.Namespace) -> int:
     for name in _MODEL_ONLY:
         if getattr(args, name) is not None:
             raise UserError(f"--{name.replace('_', '-')} does not apply with --events")
+    from engine.train.stream_eval import evaluate_events_file  # brings torch (the mAP)
+
     result = {"events": args.events, "truth": args.truth, **evaluate_events_file(args.events, args.truth)}
     print(_events_table(result), file=sys.stderr)
     print(json.dumps(result))
@@ -72,7 +76,8 @@ def _events_table(result: dict) -> str:
 
 
 def run_dataset(args: argparse.Namespace) -> int:
-    from app.commands.common import default_weights, input_size
+    check_backend_available(args.backend)
+    # The model code brings torch: only once the command line holds up.
     from engine.model.backends import evaluation_model
     from engine.model.checkpoint import load_detector
     from engine.train.calibrate import exit_latency_ms
@@ -104,10 +109,6 @@ def run_dataset(args: argparse.Namespace) -> int:
 def default_plot_path(weights: Path) -> Path:
     """Beside the weights, or under runs/eval when their folder is read-only or theirs is an installed
     package's (a shared or installed model)."""
-    import os
-
-    from engine.bundled import is_installed
-
     if os.access(weights.parent, os.W_OK) and not is_installed(weights):
         return weights.with_name(f"{weights.stem}-tradeoff.png")
     return Path("runs") / "eval" / f"{weights.stem}-tradeoff.png"

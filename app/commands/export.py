@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from app.commands.common import check_positive, default_weights, resolve_config
+from engine.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,15 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from app.commands.common import check_positive, default_weights, resolve_config
-    from engine.errors import UserError
+    check_positive("--imgsz", args.imgsz)
+    weights = Path(args.weights) if args.weights else default_weights()
+    # The model code brings torch: only once the command line holds up.
     from engine.model.checkpoint import load_detector
     from engine.model.onnx_export import DEFAULT_OPSET, export_staged
 
-    check_positive("--imgsz", args.imgsz)
-    weights = Path(args.weights) if args.weights else default_weights()
     model = load_detector(weights, resolve_config(args.config))
     if not model.onnx_exportable:
         raise UserError(f"the {model.family} family does not export to ONNX (its region proposals and RoI "

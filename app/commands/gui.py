@@ -8,8 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from app.commands.common import DEFAULT_VIDEO, add_model_arguments, check_positive, finite_float
+from app.commands.common import DEFAULT_VIDEO, add_model_arguments, check_positive, finite_float, model_options
+from engine.config import load_yaml
 from engine.errors import UserError
+from engine.model.backend_names import check_backend_available
+from engine.runtime.monitor_config import load_monitor_config
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
                         "for headless use try `python main.py run`")
     check_positive("--target-fps", args.target_fps)
     check_positive("--quit-after-frames", args.quit_after_frames)
+    check_backend_available(args.backend)
     # Qt is imported only now: the other commands, and machines without Qt, never load it.
     from app.gui.application import QuitRequest
 
@@ -61,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         quit_request = QuitRequest(args.quit_after_frames or 30, Path(args.screenshot) if args.screenshot else None)
     if args.config is not None and is_camera_config(args.config):
         return _run_cameras(args, quit_request)
-    from app.commands.common import model_options
     from app.gui.application import run_gui
     from app.gui.session import SessionOptions
 
@@ -79,8 +82,6 @@ def is_camera_config(path: str) -> bool:
     (``dy-yolov7``) are not files. A file that is not valid YAML is reported here in one line,
     as either kind would be.
     """
-    from engine.config import load_yaml
-
     if not Path(path).is_file():
         return False
     return not CAMERA_CONFIG_KEYS.isdisjoint(load_yaml(path))
@@ -89,7 +90,6 @@ def is_camera_config(path: str) -> bool:
 def _run_cameras(args: argparse.Namespace, quit_request) -> int:
     from app.gui.application import run_camera_gui
     from app.gui.multi_session import CameraOptions
-    from engine.runtime.monitor_config import load_monitor_config
 
     for option, given in (("--source", args.source is not None), ("--weights", args.weights is not None),
                           ("--no-loop", args.no_loop)):

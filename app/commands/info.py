@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
-from app.commands.common import default_weights, finite_float, resolve_config
+from app.commands.common import check_positive, default_weights, finite_float, input_size, resolve_config, with_width
+from engine.model.arch import ArchSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,17 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
+    check_positive("--imgsz", args.imgsz)
+    # The model code brings torch: only once the command line holds up.
     import torch
 
-    from app.commands.common import check_positive, input_size, with_width
-    from engine.model.arch import ArchSpec
     from engine.model.checkpoint import arch_from_config, load_detector
     from engine.model.complexity import count_parameters, exit_gflops
     from engine.model.families import build_cascade
 
-    check_positive("--imgsz", args.imgsz)
     if args.config:
         arch = with_width(arch_from_config(resolve_config(args.config)), args.width)
         if args.classes:

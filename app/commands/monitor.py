@@ -8,11 +8,24 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.commands.common import finite_float, handle_stop_signals
+from app.commands.common import default_weights, finite_float, handle_stop_signals, load_model, resolve_config
 from engine.errors import UserError
+from engine.fleet.cluster import connect, disconnect
+from engine.model.backend_names import check_backend_available
+from engine.runtime.camera_metrics import CameraMetrics
+from engine.runtime.monitor_config import CameraSettings, load_monitor_config
+from engine.runtime.queues import StreamEnd, get_item
+
+if TYPE_CHECKING:
+    from engine.runtime.frames import Result
+    from engine.runtime.monitor import CameraStats
+    from engine.runtime.sinks import ResultSink
 
 logger = logging.getLogger("dynastream.monitor")
 
@@ -35,15 +48,12 @@ def monitor(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
-    from app.commands.common import load_model
-    from engine.runtime.monitor import Monitor
-    from engine.runtime.monitor_config import load_monitor_config
-
     if args.duration is not None and args.duration <= 0:
         raise UserError(f"--duration must be positive, got {args.duration}")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise UserError(f"--metrics-port must be a TCP port (1-65535), got {args.metrics_port}")
     config = load_monitor_config(args.config)
+    check_backend_available(config.model.backend)
     if args.ray:
         return _monitor_fleet(args, config, stop)
     loaded = load_model(config.model)
@@ -57,23 +67,21 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
                 zone.check_classes(loaded.class_names)
             except UserError as exc:
                 raise UserError(f"camera {camera.name}: {exc}") from None
-    sinks = CameraSinks.open(config.cameras, args.metrics_port)
-    try:
-        runner = Monitor(config.cameras, loaded.predictor, config.budget.mode(), config.budget.allocation,
-                         loaded.calibration, max_batch=config.budget.batch)
+    from engine.runtime.monitor import Monitor  # brings the capture's decoders
+
+    runner = Monitor(config.cameras, loaded.predictor, config.budget.mode(), config.budget.allocation,
+                     loaded.calibration, max_batch=config.budget.batch)
+    try:  # nothing runs yet: the sinks' failures leave no thread behind
+        sinks = CameraSinks.open(config.cameras, args.metrics_port, runner.stats)
     except BaseException:
-        sinks.close()
+        runner.shutdown()
         raise
     return MonitorRun(runner, sinks, config, args, stop).execute()
 
 
 def _monitor_fleet(args: argparse.Namespace, config, stop: threading.Event) -> int:
     """The same run over a Ray cluster: one engine per node, events and metrics back here."""
-    from dataclasses import replace
-
-    from app.commands.common import default_weights, resolve_config
-    from engine.fleet.cluster import connect, disconnect
-    from engine.fleet.driver import FleetMonitor
+    from engine.fleet.driver import FleetMonitor  # brings ray
 
     weights = Path(config.model.weights or default_weights()).resolve()
     model_config = resolve_config(config.model.config)
@@ -81,7 +89,8 @@ def _monitor_fleet(args: argparse.Namespace, config, stop: threading.Event) -> i
     try:
         runner = FleetMonitor(config, weights, model_config.resolve() if model_config else None)
         try:  # snapshots are taken on the nodes, where the pictures are
-            sinks = CameraSinks.open([replace(c, snapshot_dir=None) for c in config.cameras], args.metrics_port)
+            sinks = CameraSinks.open([replace(c, snapshot_dir=None) for c in config.cameras], args.metrics_port,
+                                     runner.stats)
         except BaseException:
             runner.shutdown()
             raise
@@ -92,63 +101,60 @@ def _monitor_fleet(args: argparse.Namespace, config, stop: threading.Event) -> i
         disconnect()
 
 
-@dataclass
 class CameraSinks:
-    """Each camera's event log, object-event log and snapshot saver, and the shared metrics server."""
+    """Each camera's list of result sinks (the same outputs, opened and fed the same way, as
+    ``run``'s one list) and the metrics server the cameras share.
 
-    events: dict = field(default_factory=dict)
-    objects: dict = field(default_factory=dict)
-    snapshots: dict = field(default_factory=dict)
-    metrics: object | None = None
+    Args:
+        by_camera: each camera's sinks, in the order they are fed.
+        metrics: the shared server, when metrics are served (its cameras' sinks are in ``by_camera``).
+    """
+
+    def __init__(self, by_camera: dict[str, list[ResultSink]], metrics: CameraMetrics | None = None) -> None:
+        self.by_camera = by_camera
+        self.metrics = metrics
 
     @classmethod
-    def open(cls, cameras, metrics_port: int | None) -> CameraSinks:
-        from engine.runtime.camera_metrics import CameraMetrics
-        from engine.runtime.sinks import EventLog, SnapshotSaver
-        from engine.tracking.object_events import ObjectEventLog
+    def open(cls, cameras: Sequence[CameraSettings], metrics_port: int | None = None,
+             stats: Callable[[str], CameraStats] | None = None) -> CameraSinks:
+        """Open every camera's outputs; on a failure the ones already open are closed.
 
-        sinks = cls()
+        Args:
+            cameras: the cameras' settings (their events, object events and snapshot folders).
+            metrics_port: serve Prometheus metrics on 127.0.0.1:PORT when given.
+            stats: a camera's current stats by name; needed with ``metrics_port``.
+        """
+        from engine.runtime.sinks import open_stream_sinks  # brings cv2 (snapshots)
+
+        if metrics_port and stats is None:
+            raise ValueError("serving metrics needs the cameras' stats")
+        sinks = cls({})
         try:
             for camera in cameras:
-                if camera.events:
-                    sinks.events[camera.name] = EventLog(camera.events, camera.classes)
-                if camera.object_events:
-                    # The snapshot folder then gets each object's best frame (not a frame per appearance).
-                    sinks.objects[camera.name] = ObjectEventLog(camera.object_events, camera.name,
-                                                                camera.snapshot_dir, camera.classes)
-                elif camera.snapshot_dir:
-                    sinks.snapshots[camera.name] = SnapshotSaver(Path(camera.snapshot_dir), camera.classes)
+                sinks.by_camera[camera.name] = open_stream_sinks(
+                    camera.name, events=camera.events, object_events=camera.object_events,
+                    snapshot_dir=camera.snapshot_dir, classes=camera.classes)
             if metrics_port:
                 sinks.metrics = CameraMetrics(metrics_port, [c.name for c in cameras])
+                for camera in cameras:
+                    sinks.by_camera[camera.name].append(sinks.metrics.sink(camera.name, partial(stats, camera.name)))
         except BaseException:
             sinks.close()
             raise
         return sinks
 
-    def handle(self, camera: str, result, stats) -> None:
-        events = self.events.get(camera)
-        if events is not None:
-            events.write(result)
-        objects = self.objects.get(camera)
-        if objects is not None:
-            objects.write(result)
-        snapshots = self.snapshots.get(camera)
-        if snapshots is not None:
-            snapshots.offer(result)
-        if self.metrics is not None:
-            self.metrics.observe(camera, result)
-            self.metrics.update(stats)
+    def offer(self, camera: str, result: Result) -> None:
+        for sink in self.by_camera.get(camera, ()):
+            sink.offer(result)
 
     def close(self) -> list[str]:
-        """Close every sink whatever the others do; returns the problems, one line each."""
-        problems = []
-        for sink in [*self.events.values(), *self.objects.values(), self.metrics]:
-            if sink is None:
-                continue
-            try:
-                sink.close()
-            except OSError as exc:
-                problems.append(f"{getattr(sink, 'path', 'metrics')}: {exc.strerror or exc}")
+        """Close every sink whatever the others do (each failure is logged); returns the problems, one line each."""
+        from engine.runtime.sinks import close_all
+
+        problems = [f"camera {name}: {problem}" for name, sinks in self.by_camera.items()
+                    for problem in close_all(sinks)]
+        if self.metrics is not None:
+            problems += close_all([self.metrics])
         return problems
 
 
@@ -178,12 +184,10 @@ class MonitorRun:
             ok = self.runner.shutdown(timeout=10.0)
             if bar is not None:
                 bar.close()
-            problems = self.sinks.close()
+            self.sinks.close()  # a sink that cannot close says so in a warning line
         elapsed = time.perf_counter() - start
         summary = self._summary(reason, elapsed)
         print(json.dumps(summary), flush=True)
-        for problem in problems:
-            print(f"warning: {problem}", file=sys.stderr)
         if not ok:
             print("warning: a worker did not stop in time; a recording may be incomplete", file=sys.stderr)
         failed = {name: cam["error"] for name, cam in summary["cameras"].items() if cam.get("error")}
@@ -192,8 +196,6 @@ class MonitorRun:
         return 2 if failed else 0
 
     def _consume(self, bar, start: float) -> str:
-        from engine.runtime.queues import StreamEnd, get_item
-
         names = self.runner.camera_names
         while len(self.ended) < len(names):
             if self.stop_signal.is_set():
@@ -211,7 +213,7 @@ class MonitorRun:
                 continue
             self.processed[camera] += 1
             self.second[camera] += item.detections.exit == 2
-            self.sinks.handle(camera, item, self.runner.stats(camera) if self.sinks.metrics else None)
+            self.sinks.offer(camera, item)
             if bar is not None:
                 self._update_bar(bar, start)
         return "eof"

@@ -7,8 +7,18 @@ import json
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from app.commands.common import add_model_arguments, finite_float, handle_stop_signals
+from app.commands.common import add_model_arguments, finite_float, handle_stop_signals, load_model
+from app.commands.run_options import RunOptions
+from engine.errors import UserError
+from engine.runtime.queues import StreamEnd, get_item
+
+if TYPE_CHECKING:
+    from engine.model.loading import LoadedPredictor
+    from engine.runtime.pipeline import Pipeline
+    from engine.runtime.sinks import ResultSink
+    from engine.runtime.sources import SourceInfo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,124 +65,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def routing_mode(args: argparse.Namespace):
-    from engine.runtime.routing import RoutingMode
-
-    if args.target_fps is not None:
-        return RoutingMode("target_fps", args.target_fps)
-    if args.threshold is not None:
-        return RoutingMode("threshold", args.threshold)
-    if args.second_fraction is not None:
-        return RoutingMode("second_fraction", args.second_fraction)
-    if args.route:
-        return RoutingMode(args.route)
-    # Default: the hardest half of this stream's recent frames go to exit 2. A share of the
-    # stream's own scores carries over to any footage, where a threshold calibrated elsewhere
-    # (or the reference 0.5) can send every frame one way.
-    return RoutingMode("second_fraction", 0.5)
-
-
-def check_arguments(args: argparse.Namespace) -> None:
-    from engine.errors import UserError
-
-    for name in ("duration", "stall_timeout", "snapshot_cooldown", "max_frames"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if args.max_reconnects is not None and args.max_reconnects < 0:
-        raise UserError(f"--max-reconnects must be >= 0, got {args.max_reconnects}")
-    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
-        raise UserError(f"--metrics-port must be a TCP port (1-65535), got {args.metrics_port}")
-    if not args.track:
-        needs = [o for o, v in (("--object-events", args.object_events), ("--zone", args.zone),
-                                ("--line", args.line), ("--track-routing", args.track_routing)) if v]
-        if needs:
-            raise UserError(f"{needs[0]} needs tracking; drop --no-track")
-
-
-def parse_zones(args: argparse.Namespace) -> tuple:
-    """``--zone`` and ``--line`` as zone settings (their classes are checked once the model is known)."""
-    from engine.errors import UserError
-    from engine.tracking.zones import parse_zone_argument
-
-    zones = tuple([parse_zone_argument(z, "polygon") for z in args.zone] + [parse_zone_argument(z, "line")
-                                                                            for z in args.line])
-    names = [zone.name for zone in zones]
-    repeated = next((n for n in names if names.count(n) > 1), None)
-    if repeated is not None:
-        raise UserError(f"two zones are named {repeated!r}")
-    return zones
-
-
 def run(args: argparse.Namespace) -> int:
-    # Signals are caught from the start: loading the model takes seconds, and a Ctrl-C during
+    options = RunOptions.from_args(args)  # every option checked before anything loads or opens
+    # Signals are caught from here on: loading the model takes seconds, and a Ctrl-C during
     # that time must still end with a summary and exit 0, not a traceback.
     with handle_stop_signals() as stop:
-        return _run(args, stop)
+        return _run(options, stop)
 
 
-def _run(args: argparse.Namespace, stop: threading.Event) -> int:
-    from app.commands.common import DEFAULT_VIDEO, load_model, model_options
-    from engine.runtime.pipeline import Pipeline, PipelineConfig
-    from engine.runtime.sources import parse_source
-
-    check_arguments(args)
-    zones = parse_zones(args)
-    source = args.source if args.source is not None else str(DEFAULT_VIDEO)
-    spec = parse_source(source)  # fails fast, with one line, on sources that cannot exist
-    info = None if spec.is_live else _probe(source)
+def _run(options: RunOptions, stop: threading.Event) -> int:
+    spec = options.spec
+    info = None if spec.is_live else _probe(options.source)
     if info is not None:  # live sources are checked on their first frame, by the engine
-        for zone in zones:
+        for zone in options.zones:
             zone.check_frame(info.width, info.height)
-    loaded = load_model(model_options(args))
-    predictor, names, calibration = loaded.predictor, loaded.class_names, loaded.calibration
-    classes = tuple(c.strip() for c in (args.classes or "").split(",") if c.strip())
-    _check_classes(classes, names)
-    for zone in zones:
-        zone.check_classes(names)
-    mode = routing_mode(args)
-    config = PipelineConfig(source=source, mode=mode, realtime=args.realtime, record=args.record, classes=classes,
-                            stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects, loop=args.loop,
-                            track=args.track, zones=zones, track_routing=args.track_routing,
-                            max_frames=args.max_frames)
-    sinks = _open_sinks(args, classes)
-    pipeline = Pipeline(config, predictor, calibration)
-    return StreamingRun(pipeline, sinks, args, info, spec.display, stop).execute()
+    loaded = load_model(options.model)
+    _check_names(options, loaded.class_names)
+    pipeline = _pipeline(options, loaded)
+    sinks = _open_sinks(options, pipeline)
+    return StreamingRun(pipeline, sinks, options, info, spec.display, stop).execute()
 
 
-def _probe(source: str):
-    from engine.runtime.capture import probe_source
+def _probe(source: str) -> SourceInfo:
+    from engine.runtime.capture import probe_source  # brings the decoders (cv2, PyAV)
 
     return probe_source(source)
 
 
-def _check_classes(classes: tuple[str, ...], names) -> None:
-    from engine.errors import UserError
-
-    unknown = [c for c in classes if c not in names]
+def _check_names(options: RunOptions, names: tuple[str, ...]) -> None:
+    """``--classes`` and the zones' classes are classes of the model."""
+    unknown = [c for c in options.classes if c not in names]
     if unknown:
         raise UserError(f"--classes: unknown class {unknown[0]!r} (the model knows: {', '.join(names)})")
+    for zone in options.zones:
+        zone.check_classes(names)
 
 
-def _open_sinks(args: argparse.Namespace, classes: tuple[str, ...]) -> dict:
-    from engine.runtime.sinks import EventLog, Metrics, SnapshotSaver, close_all
-    from engine.tracking.object_events import ObjectEventLog
+def _pipeline(options: RunOptions, loaded: LoadedPredictor) -> Pipeline:
+    from engine.runtime.pipeline import Pipeline, PipelineConfig  # brings the decoders (cv2, PyAV)
 
-    sinks = {}
-    try:
-        if args.events:
-            sinks["events"] = EventLog(args.events, classes)
-        if args.object_events:
-            # With object events the snapshot folder gets each object's best frame instead of
-            # a frame whenever a watched class appears.
-            sinks["object_events"] = ObjectEventLog(args.object_events, "stream", args.snapshot_dir, classes)
-        elif args.snapshot_dir:
-            sinks["snapshots"] = SnapshotSaver(args.snapshot_dir, classes, args.snapshot_cooldown)
-        if args.metrics_port:
-            sinks["metrics"] = Metrics(args.metrics_port)
-    except BaseException:
-        close_all(sinks.values())
-        raise
+    config = PipelineConfig(source=options.source, mode=options.mode, realtime=options.realtime, record=options.record,
+                            classes=options.classes, stall_timeout=options.stall_timeout,
+                            max_reconnects=options.max_reconnects, loop=options.loop, track=options.track,
+                            zones=options.zones, track_routing=options.track_routing, max_frames=options.max_frames)
+    return Pipeline(config, loaded.predictor, loaded.calibration)
+
+
+def _open_sinks(options: RunOptions, pipeline: Pipeline) -> list[ResultSink]:
+    """What the run writes besides the recording, in the order each result is offered to them."""
+    from engine.runtime.sinks import Metrics, close_all, open_stream_sinks  # brings cv2 (snapshots)
+
+    sinks = open_stream_sinks("stream", events=options.events, object_events=options.object_events,
+                              snapshot_dir=options.snapshot_dir, classes=options.classes,
+                              snapshot_cooldown=options.snapshot_cooldown)
+    if options.metrics_port:
+        try:
+            sinks.append(Metrics(options.metrics_port, lambda: pipeline.stats))
+        except BaseException:
+            close_all(sinks)
+            raise
     return sinks
 
 
@@ -187,11 +138,11 @@ QUEUED_LATENCY = ("read to result, with the time each frame waited behind earlie
 class StreamingRun:
     """The CLI's consumer loop: reads results until the stream ends or a limit or signal stops it."""
 
-    def __init__(self, pipeline, sinks: dict, args: argparse.Namespace, info, display: str,
-                 stop_signal: threading.Event) -> None:
+    def __init__(self, pipeline: Pipeline, sinks: list[ResultSink], options: RunOptions, info: SourceInfo | None,
+                 display: str, stop_signal: threading.Event) -> None:
         self.pipeline = pipeline
         self.sinks = sinks
-        self.args = args
+        self.options = options
         self.info = info
         self.display = display
         self.stop_signal = stop_signal
@@ -199,7 +150,6 @@ class StreamingRun:
         self.second_exits = 0
 
     def execute(self) -> int:
-        from engine.errors import UserError
         from engine.runtime.sinks import close_all
 
         bar = self._progress_bar()
@@ -212,7 +162,7 @@ class StreamingRun:
             ok = self.pipeline.shutdown(timeout=10.0)
             if bar is not None:
                 bar.close()
-            close_all(self.sinks.values())
+            close_all(self.sinks)
         elapsed = time.perf_counter() - start
         print(json.dumps(self._summary(reason, elapsed)), flush=True)
         if not ok:
@@ -222,12 +172,11 @@ class StreamingRun:
         return 0
 
     def _consume(self, bar, start: float) -> tuple[str, str | None]:
-        from engine.runtime.queues import StreamEnd, get_item
-
+        duration, max_frames = self.options.duration, self.options.max_frames
         while True:
             if self.stop_signal.is_set():
                 return "signal", None
-            if self.args.duration and time.perf_counter() - start >= self.args.duration:
+            if duration and time.perf_counter() - start >= duration:
                 return "duration", None
             item = get_item(self.pipeline.results, 0.1)
             if item is None:
@@ -240,37 +189,28 @@ class StreamingRun:
                 return ("max_frames" if item.reason == "limit" else "eof"), None
             self.processed += 1
             self.second_exits += item.detections.exit == 2
-            self._handle(item, bar)
-            if self.args.max_frames and self.processed >= self.args.max_frames:
+            for sink in self.sinks:
+                sink.offer(item)
+            if bar is not None:
+                self._update_bar(bar)
+            if max_frames and self.processed >= max_frames:
                 return "max_frames", None
 
-    def _handle(self, result, bar) -> None:
-        if "events" in self.sinks:
-            self.sinks["events"].write(result)
-        if "object_events" in self.sinks:
-            self.sinks["object_events"].write(result)
-        if "snapshots" in self.sinks:
-            self.sinks["snapshots"].offer(result)
-        stats = None
-        if "metrics" in self.sinks or bar is not None:
-            stats = self.pipeline.stats
-        if "metrics" in self.sinks:
-            self.sinks["metrics"].update(result, stats)
-        if bar is not None:
-            bar.update(1)
-            engine = stats.engine
-            bar.set_postfix({"fps": f"{engine.processing_fps:.1f}", "exit2": f"{engine.second_exit_fraction:.0%}",
-                             "dropped": stats.frames_dropped}, refresh=False)
+    def _update_bar(self, bar) -> None:
+        stats = self.pipeline.stats
+        engine = stats.engine
+        bar.update(1)
+        bar.set_postfix({"fps": f"{engine.processing_fps:.1f}", "exit2": f"{engine.second_exit_fraction:.0%}",
+                         "dropped": stats.frames_dropped}, refresh=False)
 
     def _progress_bar(self):
-        if self.args.no_progress:
+        if not self.options.progress:
             return None
         from tqdm import tqdm
 
-        total = self.info.frame_count if self.info is not None and not (self.args.realtime or self.args.loop) \
-            else None
-        return tqdm(total=total, unit="frame", desc=self.display[-40:], file=sys.stderr, dynamic_ncols=True,
-                    disable=None)
+        files = self.info is not None and not (self.options.realtime or self.options.loop)
+        return tqdm(total=self.info.frame_count if files else None, unit="frame", desc=self.display[-40:],
+                    file=sys.stderr, dynamic_ncols=True, disable=None)
 
     def _summary(self, reason: str, elapsed: float) -> dict:
         from engine.runtime.sinks import sink_errors
@@ -286,7 +226,7 @@ class StreamingRun:
             "frames_recorded": stats.frames_recorded,
             "processing_fps": round(self.processed / elapsed, 2) if elapsed > 0 else 0.0,
             "second_exit_fraction": round(self.second_exits / self.processed, 4) if self.processed else 0.0,
-            "target_fps": self.args.target_fps,
+            "target_fps": self.options.target_fps,
             "mean_latency_ms": round(engine.mean_latency_ms, 2),
             "p95_latency_ms": round(engine.p95_latency_ms, 2),
             "latency": LIVE_LATENCY if self.pipeline.live else QUEUED_LATENCY,

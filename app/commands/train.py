@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
+
+from engine.config import parse_yaml, with_overrides
+from engine.errors import ConfigError, UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,9 +22,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
-    from engine.config import parse_yaml
-    from engine.errors import ConfigError
-
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -30,9 +32,7 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
-    from engine.config import with_overrides
+    # The training code brings torch and the data's decoders (cv2).
     from engine.train.config import load_train_config
     from engine.train.run import train
 
@@ -47,10 +47,6 @@ def run(args: argparse.Namespace) -> int:
 
 def check_data_exists(data_path: str) -> None:
     """Missing training data is named as such, with the command that makes the generated kind."""
-    from pathlib import Path
-
-    from engine.errors import UserError
-
     path = Path(data_path)
     if path.exists():
         return

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
@@ -26,13 +25,10 @@ import numpy as np
 import torch
 
 from engine.errors import UserError
+from engine.model.backend_names import GRAPH_BACKENDS, available_graph_backends, check_backend_available
 from engine.model.families import Cascade
 
 logger = logging.getLogger(__name__)
-
-BACKEND_NAMES = ("auto", "torch", "onnxruntime", "openvino")
-# The CPU runtimes that run the exported graphs; ``auto`` measures them against each other.
-GRAPH_BACKENDS = ("onnxruntime", "openvino")
 
 
 class StagedBackend(Protocol):
@@ -93,12 +89,6 @@ def _subset(state: Any, index: np.ndarray | None) -> Any:
     return state.select(torch.as_tensor(index, dtype=torch.long, device=state.scores.device))
 
 
-def check_backend_name(name: str) -> None:
-    """Raises :class:`UserError` unless ``name`` is one of :data:`BACKEND_NAMES`."""
-    if name not in BACKEND_NAMES:
-        raise UserError(f"unknown backend {name!r} (choose one of: {', '.join(BACKEND_NAMES)})")
-
-
 def make_backend(model: Cascade, name: str = "auto", threads: int | None = None,
                  weights_path: Path | None = None) -> StagedBackend:
     """The staged backend called ``name`` for ``model``.
@@ -112,10 +102,10 @@ def make_backend(model: Cascade, name: str = "auto", threads: int | None = None,
         weights_path: the file the weights came from; the graph runtimes cache their export beside it.
 
     Raises:
-        UserError: an unknown backend name, a thread count below 1, or a graph runtime for a
-            model that does not export.
+        UserError: an unknown or uninstalled backend, a thread count below 1, or a graph runtime
+            for a model that does not export.
     """
-    check_backend_name(name)
+    check_backend_available(name)
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
     cuda = torch.cuda.is_available()
@@ -145,11 +135,6 @@ def open_graph_backend(name: str, model: Cascade, threads: int | None = None,
 
         return OpenVinoBackend.from_model(model, weights_path, threads)
     raise ValueError(f"not a graph backend: {name!r}")
-
-
-def available_graph_backends() -> tuple[str, ...]:
-    """The graph runtimes installed here (ONNX Runtime always; OpenVINO when importable)."""
-    return tuple(name for name in GRAPH_BACKENDS if importlib.util.find_spec(name) is not None)
 
 
 def choose_graph_backend(model: Cascade, threads: int | None = None, weights_path: Path | None = None,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from engine.errors import UserError
 from engine.runtime.frames import Result
 from engine.tracking.state import TrackingUpdate
+
+if TYPE_CHECKING:  # the monitor's module brings the capture and its decoders
+    from engine.runtime.monitor import CameraStats
 
 #: Capture-to-result latency buckets (seconds).
 LATENCY_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12)
@@ -17,10 +21,13 @@ class CameraMetrics:
 
     Gauges mirror each camera's counters (they are totals kept by the runtime, so a gauge set
     from them never double-counts); the latency histogram and the per-exit counter are fed
-    one result at a time.
+    one result at a time, through each camera's :meth:`sink`.
     """
 
+    kind = "metrics"
+
     def __init__(self, port: int, cameras: Sequence[str]) -> None:
+        self.error: str | None = None  # set by close_all when the server fails to stop
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
         self.registry = CollectorRegistry()
@@ -61,8 +68,32 @@ class CameraMetrics:
         self.reconnects.labels(name).set(stats.capture.reconnects)
         self.up.labels(name).set(1 if stats.state == "live" else 0)
 
+    def sink(self, camera: str, stats: Callable[[], CameraStats]) -> CameraMetricsSink:
+        """The result sink of one camera: its results, and its gauges from ``stats`` at each one."""
+        return CameraMetricsSink(self, camera, stats)
+
     def close(self) -> None:
         self.server.shutdown()
+
+
+class CameraMetricsSink:
+    """One camera's share of :class:`CameraMetrics`, as a result sink; closing it leaves the
+    shared server to its owner."""
+
+    kind = "metrics"
+
+    def __init__(self, metrics: CameraMetrics, camera: str, stats: Callable[[], CameraStats]) -> None:
+        self.metrics = metrics
+        self.camera = camera
+        self.stats = stats
+        self.error: str | None = None
+
+    def offer(self, result: Result) -> None:
+        self.metrics.observe(self.camera, result)
+        self.metrics.update(self.stats())
+
+    def close(self) -> None:
+        """Nothing of its own to release."""
 
 
 class ZoneMetrics:

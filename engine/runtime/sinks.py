@@ -1,5 +1,9 @@
 """Per-result outputs of a monitoring run: event log, snapshots of watched classes, Prometheus metrics.
 
+Every output is a :class:`ResultSink`: ``run`` keeps a list of them for its one stream and
+``monitor`` one list per camera, both fed and closed by the same loop (:func:`open_stream_sinks`
+opens the file outputs of either, :func:`close_all` ends any list).
+
 A sink that cannot write (a full disk, a removed folder) says so once, in one warning line,
 and the run goes on without it, as it does without a failed recording: detection, the other
 sinks and the summary matter more than one output. Its ``error`` ends up in the summary.
@@ -11,9 +15,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 import cv2
 
@@ -22,7 +26,29 @@ from engine.render import draw_detections
 from engine.runtime.camera_metrics import ZoneMetrics
 from engine.runtime.frames import Result
 
+if TYPE_CHECKING:
+    from engine.runtime.pipeline import PipelineStats
+
 logger = logging.getLogger(__name__)
+
+
+class ResultSink(Protocol):
+    """One output of a stream's results.
+
+    Attributes:
+        kind: what it writes (``events``, ``snapshots``, ...); a run's summary reports its
+            ``error`` as ``<kind>_error``.
+        error: why it stopped writing, or None while it works.
+    """
+
+    kind: str
+    error: str | None
+
+    def offer(self, result: Result) -> None:
+        """Take one processed frame; a failure to write sets :attr:`error` instead of raising."""
+
+    def close(self) -> None:
+        """Flush and release; nothing is offered after this."""
 
 
 class JsonLines:
@@ -66,6 +92,8 @@ class JsonLines:
 class EventLog:
     """One JSON object per processed frame, flushed as written (readable while the run goes on)."""
 
+    kind = "events"
+
     def __init__(self, path: str | Path, classes: Sequence[str] = ()) -> None:
         self.path = Path(path)
         self.classes = tuple(classes)
@@ -79,7 +107,7 @@ class EventLog:
     def error(self, message: str | None) -> None:
         self._lines.error = message
 
-    def write(self, result: Result) -> None:
+    def offer(self, result: Result) -> None:
         """Append one line; after a failed write the log is closed and later results are ignored."""
         det = result.detections.filter_classes(self.classes)
         self._lines.write({
@@ -98,6 +126,8 @@ class EventLog:
 
 class SnapshotSaver:
     """Saves an annotated JPEG when a watched class appears, at most once per ``cooldown`` seconds."""
+
+    kind = "snapshots"
 
     def __init__(self, directory: str | Path, classes: Sequence[str] = (), cooldown: float = 10.0) -> None:
         self.directory = Path(directory)
@@ -140,9 +170,17 @@ class SnapshotSaver:
 
 
 class Metrics:
-    """Prometheus metrics served over HTTP on ``port`` (prometheus-client's own server thread)."""
+    """Prometheus metrics of one stream, served over HTTP on ``port`` (prometheus-client's own thread).
 
-    def __init__(self, port: int) -> None:
+    Args:
+        port: the TCP port on 127.0.0.1.
+        stats: the pipeline's current stats; read at each result for the gauges.
+    """
+
+    kind = "metrics"
+
+    def __init__(self, port: int, stats: Callable[[], PipelineStats]) -> None:
+        self.stats = stats
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
         self.registry = CollectorRegistry()
@@ -163,13 +201,13 @@ class Metrics:
             raise UserError(f"cannot serve metrics on port {port}: {exc.strerror}") from None
         self.error: str | None = None  # serving never writes to disk; kept for a uniform summary
 
-    def update(self, result: Result | None, stats) -> None:
-        if result is not None:
-            exit_label = str(result.detections.exit)
-            self.frames.labels(exit_label).inc()
-            self.latency.labels(exit_label).observe(result.extra.get("engine_ms", 0.0) / 1000)
-            if result.tracking is not None:
-                self.zones.observe("stream", result.tracking)
+    def offer(self, result: Result) -> None:
+        exit_label = str(result.detections.exit)
+        self.frames.labels(exit_label).inc()
+        self.latency.labels(exit_label).observe(result.extra.get("engine_ms", 0.0) / 1000)
+        if result.tracking is not None:
+            self.zones.observe("stream", result.tracking)
+        stats = self.stats()
         self.fps.set(stats.engine.processing_fps)
         self.second_share.set(stats.engine.second_exit_fraction)
         self.dropped.set(stats.frames_dropped)
@@ -181,19 +219,60 @@ class Metrics:
         self.server.server_close()
 
 
-def close_all(sinks: Iterable) -> None:
-    """Close every sink, whatever the others do: one that fails to close is reported and skipped."""
+def open_stream_sinks(stream: str, *, events: str | Path | None = None, object_events: str | Path | None = None,
+                      snapshot_dir: str | Path | None = None, classes: Sequence[str] = (),
+                      snapshot_cooldown: float = 10.0) -> list[ResultSink]:
+    """The file outputs of one stream (``run``'s, or one camera's in ``monitor``), in the order they are fed.
+
+    Args:
+        stream: the stream's name in object events (the camera's name).
+        events: one JSON line per processed frame, if given.
+        object_events: one JSON line per tracked object's start and end, if given; the snapshot
+            folder then gets each object's best frame instead of a frame per appearance.
+        snapshot_dir: annotated JPEGs of watched classes, if given.
+        classes: the watched classes (all when empty).
+        snapshot_cooldown: seconds between snapshots (without object events).
+
+    Raises:
+        UserError: an output cannot be created; the ones opened before it are closed.
+    """
+    # object_events builds on this module's JsonLines, so it is imported only once this one is.
+    from engine.tracking.object_events import ObjectEventLog
+
+    sinks: list[ResultSink] = []
+    try:
+        if events:
+            sinks.append(EventLog(events, classes))
+        if object_events:
+            sinks.append(ObjectEventLog(object_events, stream, snapshot_dir, classes))
+        elif snapshot_dir:
+            sinks.append(SnapshotSaver(snapshot_dir, classes, snapshot_cooldown))
+    except BaseException:
+        close_all(sinks)
+        raise
+    return sinks
+
+
+def close_all(sinks: Iterable[ResultSink]) -> list[str]:
+    """Close every sink, whatever the others do: one that fails to close is reported and skipped.
+
+    Returns:
+        One line for each sink that failed to close.
+    """
+    problems = []
     for sink in sinks:
         try:
             sink.close()
         except Exception as exc:  # whatever went wrong, the next sink must be closed all the same
             logger.warning("could not close %s: %s", type(sink).__name__, exc)
             sink.error = getattr(sink, "error", None) or f"could not close ({exc})"
+            problems.append(f"{sink.kind}: could not close ({exc})")
+    return problems
 
 
-def sink_errors(sinks: Mapping[str, object]) -> dict[str, str | None]:
-    """``{"<name>_error": message or None}`` for each sink, for the run's summary."""
-    return {f"{name}_error": getattr(sink, "error", None) for name, sink in sinks.items()}
+def sink_errors(sinks: Iterable[ResultSink]) -> dict[str, str | None]:
+    """``{"<kind>_error": message or None}`` for each sink, for the run's summary."""
+    return {f"{sink.kind}_error": sink.error for sink in sinks}
 
 
 def _give_up(what: str, path: Path, exc: OSError) -> str:

@@ -62,6 +62,8 @@ class ObjectEventLog:
         classes: only objects of these classes (all when empty).
     """
 
+    kind = "object_events"  # a result sink (see engine.runtime.sinks.ResultSink)
+
     def __init__(self, path: str | Path, camera: str, snapshot_dir: str | Path | None = None,
                  classes: Sequence[str] = ()) -> None:
         self.camera = camera
@@ -90,7 +92,7 @@ class ObjectEventLog:
     def error(self, message: str | None) -> None:
         self._lines.error = message
 
-    def write(self, result: Result) -> None:
+    def offer(self, result: Result) -> None:
         """Take one processed frame: start new objects, update open ones, end those the tracker ended."""
         det = result.detections.filter_classes(self.classes)
         if det.track_ids is None:

@@ -21,11 +21,11 @@ def test_events_on_a_full_disk_warn_once_and_stop_quietly(caplog: pytest.LogCapt
     events = EventLog("/dev/full")  # every write fails with ENOSPC, as on a full disk
     with caplog.at_level("WARNING"):
         for index in range(5):
-            events.write(result(index))
+            events.offer(result(index))
         events.close()
     assert "No space left on device" in (events.error or "")
     assert len(caplog.records) == 1 and caplog.records[0].exc_info is None
-    assert sink_errors({"events": events}) == {"events_error": events.error}
+    assert sink_errors([events]) == {"events_error": events.error}
 
 
 def test_close_all_closes_every_sink_whatever_another_does(tmp_path: Path,
@@ -33,20 +33,23 @@ def test_close_all_closes_every_sink_whatever_another_does(tmp_path: Path,
     closed = []
 
     class Broken:
+        kind = "broken"
         error = None
 
         def close(self) -> None:
             raise OSError(28, "No space left on device")
 
     class Fine:
+        kind = "fine"
         error = None
 
         def close(self) -> None:
             closed.append(self)
 
-    sinks = {"first": Fine(), "broken": Broken(), "last": Fine()}
+    first, broken, last = Fine(), Broken(), Fine()
     with caplog.at_level("WARNING"):
-        close_all(sinks.values())
-    assert closed == [sinks["first"], sinks["last"]]
-    assert "No space left on device" in sinks["broken"].error
+        problems = close_all([first, broken, last])
+    assert closed == [first, last]
+    assert "No space left on device" in broken.error
+    assert len(problems) == 1 and problems[0].startswith("broken: ")
     assert len(caplog.records) == 1

@@ -71,7 +71,7 @@ def run_object_events(truth: ClipTruth, path: Path) -> list[dict]:
     image = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
     for index in range(len(truth.boxes)):
         det, update = tracking.update(detections_of(truth, index), SIZE)
-        log.write(Result(Frame(index, index / truth.fps, 1000.0 + index / truth.fps, image), det, 5.0, {}, update))
+        log.offer(Result(Frame(index, index / truth.fps, 1000.0 + index / truth.fps, image), det, 5.0, {}, update))
     log.close()
     return [json.loads(line) for line in path.read_text().splitlines()]
 
