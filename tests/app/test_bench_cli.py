@@ -1,27 +1,22 @@
-"""The `export` and `bench` commands, run as a user would (subprocess, JSON on stdout, one-line errors)."""
+"""The `export` and `bench` commands through the real entry point (JSON on stdout, one-line errors)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from app.commands.common import DEFAULT_WEIGHTS
+from tests.support.cli import cli
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--config", "dy-yolov7-tiny", "--width", "0.125", "--imgsz", "64", "--threads", "1"]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
 
 
 def test_bench_reports_latency_per_exit_against_eager():
-    result = run_cli("bench", *TINY, "--backend", "onnxruntime", "--runs", "2", "--warmup", "1", "--demo-frames", "6")
+    result = cli("bench", *TINY, "--backend", "onnxruntime", "--runs", "2", "--warmup", "1", "--demo-frames", "6")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["backend"] == "onnxruntime" and report["imgsz"] == 64 and report["threads"] == 1
@@ -39,7 +34,7 @@ def test_bench_reports_latency_per_exit_against_eager():
 
 
 def test_bench_auto_says_which_runtime_it_chose():
-    result = run_cli("bench", *TINY, "--runs", "1", "--warmup", "0", "--demo-frames", "0")
+    result = cli("bench", *TINY, "--runs", "1", "--warmup", "0", "--demo-frames", "0")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["backend"] == report["auto"]["chose"] in report["backends"] and "pipeline" not in report
@@ -47,17 +42,17 @@ def test_bench_auto_says_which_runtime_it_chose():
 
 def test_export_writes_then_reuses_graphs(tmp_path):
     from engine.model.checkpoint import save_model
-    from tests.engine.model.helpers import tiny_model
+    from tests.engine.model.helpers import tiny_loaded
 
-    weights = save_model(tmp_path / "tiny.safetensors", tiny_model())
-    first = run_cli("export", "--weights", str(weights))
+    weights = save_model(tmp_path / "tiny.safetensors", tiny_loaded())
+    first = cli("export", "--weights", str(weights))
     assert first.returncode == 0, first.stderr
     exported = json.loads(first.stdout)
     assert not exported["reused"]
     assert Path(exported["directory"]).parent == tmp_path / "tiny.safetensors.onnx-cache"
     for graph in exported["graphs"].values():
         assert Path(graph["path"]).stat().st_size == graph["bytes"] > 0
-    again = json.loads(run_cli("export", "--weights", str(weights)).stdout)
+    again = json.loads(cli("export", "--weights", str(weights)).stdout)
     assert again["reused"] and again["graphs"] == exported["graphs"]
 
 
@@ -68,7 +63,7 @@ def test_export_writes_then_reuses_graphs(tmp_path):
     (["bench", "--weights", "missing.safetensors", "--width", "0.5"], "--width applies to --config"),
 ])
 def test_bad_input_gives_one_line(args, message):
-    result = run_cli(*args)
+    result = cli(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -76,20 +71,20 @@ def test_bad_input_gives_one_line(args, message):
 
 @pytest.mark.skipif(DEFAULT_WEIGHTS.exists(), reason="a bundled model exists")
 def test_bench_without_a_model_says_what_to_pass():
-    result = run_cli("bench")
+    result = cli("bench")
     assert result.returncode == 2
     assert "pass --weights" in result.stderr and "--config" in result.stderr
 
 
 def test_bench_and_info_with_a_dy_faster_rcnn():
-    result = run_cli("bench", "--config", "dy-faster-rcnn-r18", "--imgsz", "64", "--runs", "1", "--warmup", "0",
-                     "--threads", "1")
+    result = cli("bench", "--config", "dy-faster-rcnn-r18", "--imgsz", "64", "--runs", "1", "--warmup", "0",
+                 "--threads", "1")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["backend"] == "torch" and report["model"] == "dy-faster-rcnn-r18"
     assert 0 < report["gflops"]["exit1"] < report["gflops"]["exit2"]
     assert report["exit1_ms"]["median"] > 0 and report["exit2_ms"]["median"] > 0
-    result = run_cli("info", "--config", "dy-faster-rcnn-r18", "--classes", "6")
+    result = cli("info", "--config", "dy-faster-rcnn-r18", "--classes", "6")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["family"] == "dy-faster-rcnn" and info["num_classes"] == 6 and info["imgsz"] == 320
@@ -105,6 +100,6 @@ def test_bench_and_info_with_a_dy_faster_rcnn():
     (["export", "--weights", "RCNN"], "does not export to ONNX"),
 ])
 def test_faster_rcnn_refusals_are_one_line(args, message, tiny_rcnn_weights):
-    result = run_cli(*[str(tiny_rcnn_weights) if a == "RCNN" else a for a in args])
+    result = cli(*[str(tiny_rcnn_weights) if a == "RCNN" else a for a in args])
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr

@@ -1,22 +1,15 @@
-"""The `detect` and `info` commands, run as a user would (subprocess, exit codes, one-line errors)."""
+"""The `detect` and `info` commands through the real entry point (exit codes, one-line errors)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+from tests.support.cli import cli
 
 
 @pytest.fixture()
@@ -30,7 +23,7 @@ def image(tmp_path) -> Path:
 
 def test_detect_with_reference_checkpoint(reference_dir, image, tmp_path):
     out = tmp_path / "out.jpg"
-    result = run_cli("detect", "--weights", str(reference_dir / "parity" / "dy-yolov7-step2-w0.25.pt"),
+    result = cli("detect", "--weights", str(reference_dir / "parity" / "dy-yolov7-step2-w0.25.pt"),
                      "--source", str(image), "--out", str(out), "--route", "second", "--conf", "0.3")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -39,7 +32,7 @@ def test_detect_with_reference_checkpoint(reference_dir, image, tmp_path):
 
 
 def test_info_reports_gflops_per_exit():
-    result = run_cli("info", "--config", "dy-yolov7", "--imgsz", "640")
+    result = cli("info", "--config", "dy-yolov7", "--imgsz", "640")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["parameters"] == 80_621_333
@@ -58,7 +51,7 @@ def test_bad_input_gives_one_line(args, message, image, tmp_path):
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"junk")
     args = [str(image) if a == "IMAGE" else str(weights) if a == "W" else a for a in args]
-    result = run_cli(*args)
+    result = cli(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
