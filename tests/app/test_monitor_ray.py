@@ -120,7 +120,9 @@ def test_a_lost_node_moves_its_cameras(tiny_weights, tmp_path, ray_cluster, ray_
         camera.update(events=str(tmp_path / f"{camera['name']}.jsonl"),
                       record=str(tmp_path / "rec" / f"{camera['name']}.mp4"))
     config = write_config(tmp_path / "cameras.yaml", tiny_weights, cameras, budget="{target_fps: 12}")
-    driver = start_driver(config, address, ray_env, tmp_path / "driver.log", "--duration", "60")
+    # --duration only bounds a run that goes wrong: the test stops the driver as a user would, with a
+    # signal, as soon as every camera has shown events from after the loss.
+    driver = start_driver(config, address, ray_env, tmp_path / "driver.log", "--duration", "150")
     try:
         names = [c["name"] for c in cameras]
         wait_for(lambda: all(len(events_of(tmp_path / f"{n}.jsonl")) >= 5 for n in names), 150,
@@ -130,6 +132,7 @@ def test_a_lost_node_moves_its_cameras(tiny_weights, tmp_path, ray_cluster, ray_
         ray_cluster.remove_node(lost)
         wait_for(lambda: all(any(e["wall_time"] > loss_time + 3 for e in events_of(tmp_path / f"{n}.jsonl"))
                              for n in names), 60, "events of every camera after the loss")
+        driver.terminate()
         out, _ = driver.communicate(timeout=120)
     finally:
         if driver.poll() is None:
@@ -146,7 +149,7 @@ def test_a_lost_node_moves_its_cameras(tiny_weights, tmp_path, ray_cluster, ray_
     for name in names:
         times = [e["wall_time"] for e in events_of(tmp_path / f"{name}.jsonl")]
         assert times[0] < loss_time < times[-1]
-        assert summary["cameras"][name]["exit_reason"] == "duration"
+        assert summary["cameras"][name]["exit_reason"] == "signal"
         assert summary["cameras"][name]["frames_processed"] == len(times)
     assert_driver_kill_leaves_no_actor(tmp_path, tiny_weights, address, ray_env)
     for name in moved:
