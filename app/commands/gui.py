@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 
 from app.commands.common import DEFAULT_VIDEO, add_model_arguments, check_positive, finite_float, model_options
-from engine.config import load_yaml
 from engine.errors import UserError
 from engine.model.backend_names import check_backend_available
-from engine.runtime.monitor_config import load_monitor_config
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +80,8 @@ def is_camera_config(path: str) -> bool:
     (``dy-yolov7``) are not files. A file that is not valid YAML is reported here in one line,
     as either kind would be.
     """
+    from engine.config import load_yaml  # yaml: kept out of the other commands' start-up
+
     if not Path(path).is_file():
         return False
     return not CAMERA_CONFIG_KEYS.isdisjoint(load_yaml(path))
@@ -90,6 +90,7 @@ def is_camera_config(path: str) -> bool:
 def _run_cameras(args: argparse.Namespace, quit_request) -> int:
     from app.gui.application import run_camera_gui
     from app.gui.multi_session import CameraOptions
+    from engine.runtime.monitor_config import load_monitor_config
 
     for option, given in (("--source", args.source is not None), ("--weights", args.weights is not None),
                           ("--no-loop", args.no_loop)):

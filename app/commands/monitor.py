@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING
 
 from app.commands.common import default_weights, finite_float, handle_stop_signals, load_model, resolve_config
 from engine.errors import UserError
-from engine.fleet.cluster import connect, disconnect
 from engine.model.backend_names import check_backend_available
-from engine.runtime.camera_metrics import CameraMetrics
-from engine.runtime.monitor_config import CameraSettings, load_monitor_config
 from engine.runtime.queues import StreamEnd, get_item
 
 if TYPE_CHECKING:
+    from engine.runtime.camera_metrics import CameraMetrics
     from engine.runtime.frames import Result
     from engine.runtime.monitor import CameraStats
+    from engine.runtime.monitor_config import CameraSettings
     from engine.runtime.sinks import ResultSink
 
 logger = logging.getLogger("dynastream.monitor")
@@ -52,6 +51,9 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
         raise UserError(f"--duration must be positive, got {args.duration}")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise UserError(f"--metrics-port must be a TCP port (1-65535), got {args.metrics_port}")
+    # Kept out of every other command's start-up (and --help): the config brings yaml.
+    from engine.runtime.monitor_config import load_monitor_config
+
     config = load_monitor_config(args.config)
     check_backend_available(config.model.backend)
     if args.ray:
@@ -81,6 +83,7 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
 
 def _monitor_fleet(args: argparse.Namespace, config, stop: threading.Event) -> int:
     """The same run over a Ray cluster: one engine per node, events and metrics back here."""
+    from engine.fleet.cluster import connect, disconnect
     from engine.fleet.driver import FleetMonitor  # brings ray
 
     weights = Path(config.model.weights or default_weights()).resolve()
@@ -124,6 +127,7 @@ class CameraSinks:
             metrics_port: serve Prometheus metrics on 127.0.0.1:PORT when given.
             stats: a camera's current stats by name; needed with ``metrics_port``.
         """
+        from engine.runtime.camera_metrics import CameraMetrics  # brings prometheus_client
         from engine.runtime.sinks import open_stream_sinks  # brings cv2 (snapshots)
 
         if metrics_port and stats is None:

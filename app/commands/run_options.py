@@ -11,6 +11,7 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.commands.common import DEFAULT_VIDEO, default_weights, model_options, resolve_config
 from engine.errors import UserError
@@ -18,7 +19,9 @@ from engine.model.backend_names import check_backend_available
 from engine.model.loading import ModelOptions, check_model_options
 from engine.runtime.routing import RoutingMode
 from engine.runtime.sources import SourceSpec, parse_source
-from engine.tracking.zones import ZoneSettings, parse_zone_argument
+
+if TYPE_CHECKING:
+    from engine.tracking.zones import ZoneSettings
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,10 @@ def routing_mode(args: argparse.Namespace) -> RoutingMode:
 
 def parse_zones(polygons: list[str], lines: list[str]) -> tuple[ZoneSettings, ...]:
     """``--zone`` and ``--line`` as zone settings (their classes are checked once the model is known)."""
+    if not polygons and not lines:
+        return ()
+    from engine.tracking.zones import parse_zone_argument  # the zones' geometry: only when there are zones
+
     zones = tuple([parse_zone_argument(z, "polygon") for z in polygons] +
                   [parse_zone_argument(z, "line") for z in lines])
     names = [zone.name for zone in zones]

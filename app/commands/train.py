@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from engine.config import parse_yaml, with_overrides
 from engine.errors import ConfigError, UserError
 
 
@@ -22,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
+    from engine.config import parse_yaml  # yaml: kept out of the other commands' start-up
+
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -33,6 +34,7 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     # The training code brings torch and the data's decoders (cv2).
+    from engine.config import with_overrides
     from engine.train.config import load_train_config
     from engine.train.run import train
 
