@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.model.detector import DynamicDetector
+    from engine.model.families import LoadedModel
 
-__all__ = ["load_detector"]
+__all__ = ["load_model"]
 
 
-def load_detector(weights_path: str | Path, config_path: str | Path | None = None) -> DynamicDetector:
-    """Load a dynamic detector for inference: eval mode, float32, CPU.
+def load_model(weights_path: str | Path, config_path: str | Path | None = None) -> LoadedModel:
+    """Load a dynamic detector of either family for inference (eval mode, float32, CPU), with its
+    spec and calibration.
 
     Args:
         weights_path: our own model file, or a checkpoint of the reference implementation.
         config_path: architecture description, either one of our ``configs/models`` YAML files
             or a reference ``cfg/*.yaml``; needed only when the weights do not carry it.
     """
-    from engine.model.checkpoint import load_detector as _load
+    from engine.model.checkpoint import load_model as _load
 
     return _load(weights_path, config_path)

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engine.data.synthetic import generate_image  # noqa: E402
-from engine.model.checkpoint import load_detector  # noqa: E402
+from engine.model.checkpoint import load_model  # noqa: E402
 from engine.model.postprocess import letterbox, to_tensor  # noqa: E402
 from engine.train.evaluate import coco_map, routed  # noqa: E402
 from engine.train.image_ap import image_ap  # noqa: E402
@@ -190,7 +190,7 @@ def measure(cameras: list[Camera], masks: list[np.ndarray], num_classes: int) ->
 
 def router_logits(path: str, cameras: list[Camera]) -> list[np.ndarray]:
     """Another router's easiness scores on the cached router inputs (its detectors must be these)."""
-    other = load_detector(path).eval()
+    other = load_model(path).model.eval()
     with torch.no_grad():
         return [other.router.logits_from_pooled(torch.from_numpy(c.pooled)[:, :, None, None]).sigmoid().numpy()
                 for c in cameras]
@@ -252,8 +252,9 @@ def main() -> int:
     parser.add_argument("--json", help="write every row here as well")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_detector(args.weights).eval()
-    num_classes = model.arch.num_classes
+    loaded = load_model(args.weights)
+    model = loaded.model.eval()
+    num_classes = loaded.spec.num_classes
     shares = [float(s) for s in args.shares.split(",")]
     result = {}
     for fleet, cameras in fleets(model, args).items():

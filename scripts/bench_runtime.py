@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.commands.common import DEFAULT_VIDEO, DEFAULT_WEIGHTS
 from engine.model.backends import make_backend
-from engine.model.checkpoint import load_detector
+from engine.model.checkpoint import load_model
 from engine.model.predictor import Predictor
 from engine.runtime.pipeline import Pipeline, PipelineConfig
 from engine.runtime.queues import StreamEnd, get_item
@@ -112,16 +112,17 @@ def main() -> None:
     parser.add_argument("--realtime", action="store_true", help="play the video at its own rate (live policy)")
     parser.add_argument("--only", choices=("controller", "throughput"), help="run one of the two benchmarks")
     args = parser.parse_args()
-    model = load_detector(args.weights)
-    backend = make_backend(model, args.backend, threads=args.threads, weights_path=Path(args.weights))
+    loaded = load_model(args.weights)
+    model = loaded.model
+    backend = make_backend(loaded, args.backend, threads=args.threads, weights_path=Path(args.weights))
     imgsz = args.imgsz or model.input_size
     predictor = Predictor(backend, model.class_names, imgsz)
     print(json.dumps({"weights": args.weights, "backend": backend.name, "threads": args.threads, "imgsz": imgsz}),
           flush=True)
     if args.only != "throughput":
-        controller_benchmark(predictor, model.calibration, args.video, args.seconds, args.realtime)
+        controller_benchmark(predictor, loaded.calibration, args.video, args.seconds, args.realtime)
     if args.only != "controller":
-        throughput_benchmark(predictor, model.calibration, args.seconds)
+        throughput_benchmark(predictor, loaded.calibration, args.seconds)
 
 
 if __name__ == "__main__":

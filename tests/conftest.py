@@ -22,12 +22,12 @@ def tiny_weights(tmp_path_factory) -> Path:
     """A tiny random-weight model file (64 px input, 3 classes) for fast end-to-end runs."""
     import torch
 
-    from engine.model.build import build_dynamic_detector
     from engine.model.checkpoint import save_model
+    from engine.model.families import new_model
     from engine.model.variants import tiny_variant
 
     torch.manual_seed(0)
-    model = build_dynamic_detector(tiny_variant(num_classes=3, input_size=64))
+    model = new_model(tiny_variant(num_classes=3, input_size=64))
     return save_model(tmp_path_factory.mktemp("model") / "tiny.safetensors", model)
 
 
@@ -37,9 +37,9 @@ def tiny_rcnn_weights(tmp_path_factory) -> Path:
     import torch
 
     from engine.model.checkpoint import save_model
-    from engine.model.families import build_cascade
+    from engine.model.families import new_model
     from engine.model.variants import tiny_rcnn_variant
 
     torch.manual_seed(0)
-    model = build_cascade(tiny_rcnn_variant(num_classes=3, input_size=64))
+    model = new_model(tiny_rcnn_variant(num_classes=3, input_size=64))
     return save_model(tmp_path_factory.mktemp("model") / "tiny-rcnn.safetensors", model)

@@ -62,22 +62,23 @@ def run(args: argparse.Namespace) -> int:
     from engine.model.backends import TorchBackend
     from engine.model.complexity import exit_gflops
 
-    model, weights, source = _load_model(args)
+    loaded, weights, source = _load_model(args)
+    model = loaded.model
     imgsz = _input_size(args.imgsz, model)
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # eager PyTorch gets the same thread budget
     # Before any timing: a backend this model cannot use is refused here.
-    graphs, chosen, choice = _open_graph_backends(model, args.backend, args.threads, weights)
+    graphs, chosen, choice = _open_graph_backends(loaded, args.backend, args.threads, weights)
     x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
     # Eager before the staged PyTorch backend, which fuses the model in place (the graph
     # runtimes export a fused copy and leave it as it is).
     eager = _time_paths({"eager": TorchBackend(model, fuse=False, channels_last=False)}, x, args.runs,
                         args.warmup)["eager"]
-    backends = {"torch": _torch_backend(model, selected=chosen == "torch", threads=args.threads), **graphs}
+    backends = {"torch": _torch_backend(loaded, selected=chosen == "torch", threads=args.threads), **graphs}
     measured = _time_paths(backends, x, args.runs, args.warmup)
     gflops = exit_gflops(model.fuse(), imgsz)  # what inference costs: fused
     threads = getattr(backends[chosen], "threads", torch.get_num_threads())
-    report = {"model": model.arch.name if model.arch else None, "source": source,
+    report = {"model": loaded.spec.name, "source": source,
               **_summary(chosen, imgsz, threads, measured[chosen], eager, gflops),
               "backends": {name: _backend_row(backends[name], times, eager, gflops)
                            for name, times in measured.items()},
@@ -104,8 +105,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_backend_available(args.backend)
 
 
-def _open_graph_backends(model: Any, name: str, threads: int | None, weights: Any) -> tuple[dict, str, Any]:
-    """Every installed graph runtime this model runs on (none when it does not export), the name of
+def _open_graph_backends(loaded: Any, name: str, threads: int | None, weights: Any) -> tuple[dict, str, Any]:
+    """Every installed graph runtime ``loaded``'s model runs on (none when it does not export), the name of
     the backend ``--backend`` selects, and ``auto``'s choice (None unless measured for auto).
 
     Raises:
@@ -115,40 +116,43 @@ def _open_graph_backends(model: Any, name: str, threads: int | None, weights: An
 
     from engine.model import backends as staged
 
+    model = loaded.model
     if name == "auto" and (torch.cuda.is_available() or not model.onnx_exportable):
         name = "torch"  # as the runtime's auto decides (see make_backend)
     opened, choice = {}, None
     if name == "auto":
-        selected, choice = staged.choose_graph_backend(model, threads, weights)
+        selected, choice = staged.choose_graph_backend(loaded, threads, weights)
         name, opened[selected.name] = selected.name, selected
     elif name in GRAPH_BACKENDS:
-        opened[name] = staged.make_backend(model, name, threads, weights)
+        opened[name] = staged.make_backend(loaded, name, threads, weights)
     runtimes = staged.available_graph_backends() if model.onnx_exportable else ()
     for runtime in runtimes:
         if runtime not in opened:
-            opened[runtime] = staged.open_graph_backend(runtime, model, threads, weights)
+            opened[runtime] = staged.open_graph_backend(runtime, loaded, threads, weights)
     return {runtime: opened[runtime] for runtime in runtimes}, name, choice
 
 
-def _torch_backend(model: Any, selected: bool, threads: int | None) -> Any:
+def _torch_backend(loaded: Any, selected: bool, threads: int | None) -> Any:
     """The staged PyTorch backend: as the runtime opens it when ``--backend`` selects it (CUDA when
     there is one), else on the CPU beside the graph runtimes."""
     from engine.model import backends as staged
 
-    return staged.make_backend(model, "torch", threads) if selected else staged.TorchBackend(model)
+    return staged.make_backend(loaded, "torch", threads) if selected else staged.TorchBackend(loaded.model)
 
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """The model, its weights file (None for random weights) and a description of its source."""
+    """The model with its spec, its weights file (None for random weights) and a description of its source."""
     import torch
 
-    from engine.model.checkpoint import arch_from_config, load_detector
-    from engine.model.families import build_cascade
+    from engine.model.checkpoint import arch_from_config, load_model
+    from engine.model.families import new_model
 
     if args.config:
         arch = with_width(arch_from_config(resolve_config(args.config)), args.width)
         torch.manual_seed(0)
-        return build_cascade(arch).eval(), None, f"config:{args.config}"
+        loaded = new_model(arch)
+        loaded.model.eval()
+        return loaded, None, f"config:{args.config}"
     if args.weights:
         weights = Path(args.weights)
     else:
@@ -157,7 +161,7 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
         except UserError:
             raise UserError("no bundled model yet: pass --weights FILE, or --config NAME to time random "
                             "weights") from None
-    return load_detector(weights), weights, str(weights)
+    return load_model(weights), weights, str(weights)
 
 
 def _input_size(imgsz: int | None, model: Any) -> int:

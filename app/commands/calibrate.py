@@ -38,27 +38,28 @@ def run(args: argparse.Namespace) -> int:
     from app.commands.common import input_size
     from app.commands.data_args import open_eval_data
     from engine.model.backends import evaluation_model
-    from engine.model.checkpoint import load_detector, save_model
+    from engine.model.checkpoint import load_model, save_model
     from engine.train.footage import Footage
 
     weights = check_arguments(args)
     with contextlib.ExitStack() as stack:
         # The footage is opened before the model is loaded, so a bad source fails at once.
         footage = stack.enter_context(Footage(args.source)) if args.source is not None else None
-        model = load_detector(weights)
+        loaded = load_model(weights)
+        model = loaded.model
         imgsz = input_size(args.imgsz, model.input_size)
         data = open_eval_data(args, imgsz, model.class_names) if footage is None else None
         # The PyTorch backend fuses the model it is given in place; the model saved below must keep
         # its batch-norms, or the file no longer fits the architecture.
-        runner = evaluation_model(copy.deepcopy(model), args.backend, weights_path=Path(weights))
+        runner = evaluation_model(copy.deepcopy(loaded), args.backend, weights_path=Path(weights))
         if footage is not None:
             calibration, report = calibrate_on_footage(footage, runner, imgsz, model.stride, args.max_images)
         else:
             calibration, report = calibrate_on_data(*data, runner, imgsz, args.max_images)
-    model.calibration = sane_costs(calibration)
+    calibrated = loaded.with_calibration(sane_costs(calibration))
     writable = args.out or str(weights).endswith(".safetensors")
-    out = save_model(args.out or weights, model, half=args.half) if writable else None
-    c = model.calibration
+    out = save_model(args.out or weights, calibrated, half=args.half) if writable else None
+    c = calibrated.calibration
     print(summary_text(c, report, out), file=sys.stderr)
     print(json.dumps({**report, "saved_to": str(out), "exit1_ms": c.exit1_ms, "exit2_ms": c.exit2_ms,
                       "thresholds": dict(zip([f"{p:.0%}" for p in c.second_fractions],

@@ -16,7 +16,6 @@ import numpy as np
 from engine.bundled import DEFAULT_VIDEO as DEFAULT_VIDEO
 from engine.bundled import DEFAULT_WEIGHTS, model_config, model_config_names
 from engine.errors import UserError
-from engine.model.arch import ArchSpec
 from engine.model.loading import ModelOptions, load_predictor
 
 
@@ -66,7 +65,9 @@ def with_width(arch, width: float | None):
     """``arch`` with ``--width`` applied; only the YOLO family has a width multiple."""
     if width is None:
         return arch
-    if not isinstance(arch, ArchSpec):
+    from engine.model.families import spec_family  # brings torch; the spec was read with it
+
+    if not spec_family(arch).scalable:
         raise UserError(f"--width applies to the dy-yolov7 family only, not {arch.family}")
     return replace(arch, width_multiple=width)
 

@@ -79,18 +79,19 @@ def run_dataset(args: argparse.Namespace) -> int:
     check_backend_available(args.backend)
     # The model code brings torch: only once the command line holds up.
     from engine.model.backends import evaluation_model
-    from engine.model.checkpoint import load_detector
+    from engine.model.checkpoint import load_model
     from engine.train.calibrate import exit_latency_ms
     from engine.train.evaluate import evaluate_routing, run_validation
     from engine.train.plots import plot_tradeoff
 
     weights = Path(args.weights or default_weights())
-    model = load_detector(weights)
+    loaded = load_model(weights)
+    model = loaded.model
     imgsz = input_size(args.imgsz, model.input_size)
     dataset, batches = open_eval_data(args, imgsz, model.class_names)
-    runner = evaluation_model(model, args.backend, weights_path=weights)
+    runner = evaluation_model(loaded, args.backend, weights_path=weights)
     run_ = run_validation(runner, batches, args.max_images)
-    result = evaluate_routing(run_, model.arch.num_classes, seed=args.seed)
+    result = evaluate_routing(run_, loaded.spec.num_classes, seed=args.seed)
     exit1_ms, exit2_ms = exit_latency_ms(runner, imgsz)
     for row in result["router"] + result["random"]:
         p = row["second_fraction"]

@@ -24,10 +24,11 @@ def run(args: argparse.Namespace) -> int:
     check_positive("--imgsz", args.imgsz)
     weights = Path(args.weights) if args.weights else default_weights()
     # The model code brings torch: only once the command line holds up.
-    from engine.model.checkpoint import load_detector
+    from engine.model.checkpoint import load_model
     from engine.model.onnx_export import DEFAULT_OPSET, export_staged
 
-    model = load_detector(weights, resolve_config(args.config))
+    loaded = load_model(weights, resolve_config(args.config))
+    model = loaded.model
     if not model.onnx_exportable:
         raise UserError(f"the {model.family} family does not export to ONNX (its region proposals and RoI "
                         "heads run data-dependent Python); run it with --backend torch")
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.imgsz is not None and args.imgsz % stride:
         raise UserError(f"--imgsz must be a multiple of {stride}, got {args.imgsz}")
     try:
-        graphs = export_staged(model, weights, sample_size=(args.imgsz, args.imgsz) if args.imgsz else None)
+        graphs = export_staged(loaded, weights, sample_size=(args.imgsz, args.imgsz) if args.imgsz else None)
     except PermissionError as exc:
         raise UserError(f"cannot write the ONNX cache beside {weights}: {exc.strerror}") from None
     sizes = graphs.sizes()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from dataclasses import replace
 
 from app.commands.common import check_positive, default_weights, finite_float, input_size, resolve_config, with_width
-from engine.model.arch import ArchSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,28 +26,29 @@ def run(args: argparse.Namespace) -> int:
     # The model code brings torch: only once the command line holds up.
     import torch
 
-    from engine.model.checkpoint import arch_from_config, load_detector
+    from engine.model.checkpoint import arch_from_config, load_model
     from engine.model.complexity import count_parameters, exit_gflops
-    from engine.model.families import build_cascade
+    from engine.model.families import new_model, spec_family
 
     if args.config:
         arch = with_width(arch_from_config(resolve_config(args.config)), args.width)
         if args.classes:
             arch = replace(arch, num_classes=args.classes, class_names=())
-        if isinstance(arch, ArchSpec):
-            with torch.device("meta"):  # shapes only: no memory, no random init
-                model = build_cascade(arch)
-        else:  # region proposals need real numbers to run (top-k, NMS)
-            model = build_cascade(arch)
+        # Shapes only where the family allows: no memory, no random init (region proposals need
+        # real numbers to run: top-k, NMS).
+        with torch.device("meta") if spec_family(arch).shapes_on_meta else contextlib.nullcontext():
+            loaded = new_model(arch)
     else:
-        model = load_detector(args.weights or default_weights())
+        loaded = load_model(args.weights or default_weights())
+    model = loaded.model
     imgsz = input_size(args.imgsz, model.input_size)
     params = count_parameters(model)
     model.eval().fuse()
     flops = exit_gflops(model, imgsz)
-    summary = {**model.describe(), "imgsz": imgsz, "parameters": params, "parameters_fused": count_parameters(model),
-               "gflops": {k: round(v, 2) for k, v in flops.items()}}
-    if model.calibration is not None:
-        summary["calibration"] = {"exit1_ms": model.calibration.exit1_ms, "exit2_ms": model.calibration.exit2_ms}
+    summary = {**loaded.describe(), "imgsz": imgsz, "parameters": params,
+               "parameters_fused": count_parameters(model), "gflops": {k: round(v, 2) for k, v in flops.items()}}
+    calibration = loaded.calibration
+    if calibration is not None:
+        summary["calibration"] = {"exit1_ms": calibration.exit1_ms, "exit2_ms": calibration.exit2_ms}
     print(json.dumps(summary))
     return 0

@@ -26,6 +26,18 @@ class DetectorLoss:
     parts: dict[str, float]
 
 
+@dataclass(frozen=True)
+class LossSettings:
+    """The training config's loss weights and input size, for the families that use them (the YOLO
+    family's anchor loss; torchvision's Faster R-CNN heads weigh their own parts)."""
+
+    box: float = 0.05
+    obj: float = 1.0
+    cls: float = 0.5
+    anchor_threshold: float = 4.0
+    image_size: int = 640
+
+
 class CascadeLosses(Protocol):
     def detectors(self, model: Any, images: torch.Tensor, targets: torch.Tensor
                   ) -> tuple[DetectorLoss, DetectorLoss]: ...
@@ -39,6 +51,13 @@ class AnchorCascadeLosses:
 
     def __init__(self, loss: DetectionLoss) -> None:
         self.loss = loss
+
+    @classmethod
+    def for_model(cls, model: Any, settings: LossSettings) -> AnchorCascadeLosses:
+        """The loss for ``model``'s heads (both share anchors and strides)."""
+        return cls(DetectionLoss.from_head(
+            model.first.head, box_gain=settings.box, obj_gain=settings.obj, cls_gain=settings.cls,
+            anchor_t=settings.anchor_threshold, image_size=settings.image_size))
 
     def detectors(self, model: Any, images: torch.Tensor, targets: torch.Tensor
                   ) -> tuple[DetectorLoss, DetectorLoss]:
@@ -57,6 +76,11 @@ class AnchorCascadeLosses:
 
 class RCNNCascadeLosses:
     """Faster R-CNN family: the sum of torchvision's RPN and RoI-head losses of each detector."""
+
+    @classmethod
+    def for_model(cls, model: Any, settings: LossSettings) -> RCNNCascadeLosses:
+        """torchvision's heads weigh their own loss parts: ``settings`` do not apply."""
+        return cls()
 
     def detectors(self, model: Any, images: torch.Tensor, targets: torch.Tensor
                   ) -> tuple[DetectorLoss, DetectorLoss]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from engine.config import from_mapping, load_yaml
 from engine.data.coco_names import COCO_NAMES
@@ -92,10 +92,16 @@ class NeckSpec:
     output_channels: tuple[int, ...]
 
 
+#: The family name of :class:`ArchSpec` models in model files and ``info``.
+YOLO_FAMILY = "dy-yolov7"
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     """A whole dynamic detector: two detectors of this shape, a composite link, a router."""
 
+    # A class constant, not a field: the architecture files predate the key and never carry it.
+    family: ClassVar[str] = YOLO_FAMILY
     name: str
     num_classes: int
     anchors: tuple[tuple[float, ...], ...]
@@ -150,6 +156,13 @@ class ArchSpec:
         if self.num_classes == len(COCO_NAMES):
             return COCO_NAMES
         return tuple(f"class{i}" for i in range(self.num_classes))
+
+    def describe(self) -> dict:
+        """Architecture facts for ``info``."""
+        return {"name": self.name, "family": self.family, "num_classes": self.num_classes,
+                "width_multiple": self.width_multiple, "depth_multiple": self.depth_multiple,
+                "activation": self.activation, "stages": self.strides, "detection_levels": list(self.neck.levels),
+                "router_inputs": list(self.router_inputs), "link_stages": list(self.link_stages)}
 
     @property
     def strides(self) -> dict[str, int]:

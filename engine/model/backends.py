@@ -26,7 +26,7 @@ import torch
 
 from engine.errors import UserError
 from engine.model.backend_names import GRAPH_BACKENDS, available_graph_backends, check_backend_available
-from engine.model.families import Cascade
+from engine.model.families import Cascade, LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +89,13 @@ def _subset(state: Any, index: np.ndarray | None) -> Any:
     return state.select(torch.as_tensor(index, dtype=torch.long, device=state.scores.device))
 
 
-def make_backend(model: Cascade, name: str = "auto", threads: int | None = None,
+def make_backend(loaded: LoadedModel, name: str = "auto", threads: int | None = None,
                  weights_path: Path | None = None) -> StagedBackend:
-    """The staged backend called ``name`` for ``model``.
+    """The staged backend called ``name`` for ``loaded``'s model.
 
     Args:
-        model: the detector; PyTorch fuses it in place, the graph runtimes export a fused copy.
+        loaded: the detector and its spec; PyTorch fuses the detector in place, the graph runtimes
+            export a fused copy.
         name: ``torch``, ``onnxruntime``, ``openvino``, or ``auto``: PyTorch when CUDA is available
             or the model does not export to ONNX; otherwise the faster of ONNX Runtime and
             OpenVINO for this model on this CPU (see :func:`choose_graph_backend`).
@@ -108,38 +109,39 @@ def make_backend(model: Cascade, name: str = "auto", threads: int | None = None,
     check_backend_available(name)
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
+    model = loaded.model
     cuda = torch.cuda.is_available()
     if name == "auto" and (cuda or not model.onnx_exportable):
         name = "torch"
     if name in GRAPH_BACKENDS and not model.onnx_exportable:
         raise UserError(f"the {model.family} family does not export to ONNX Runtime or OpenVINO; use --backend torch")
     if name == "auto":
-        return choose_graph_backend(model, threads, weights_path)[0]
+        return choose_graph_backend(loaded, threads, weights_path)[0]
     logger.info("inference backend: %s", name)
     if name in GRAPH_BACKENDS:
-        return open_graph_backend(name, model, threads, weights_path)
+        return open_graph_backend(name, loaded, threads, weights_path)
     if threads is not None:
         torch.set_num_threads(threads)  # PyTorch has one intra-op pool per process
     return TorchBackend(model, device="cuda" if cuda else "cpu")
 
 
-def open_graph_backend(name: str, model: Cascade, threads: int | None = None,
+def open_graph_backend(name: str, loaded: LoadedModel, threads: int | None = None,
                        weights_path: Path | None = None) -> StagedBackend:
     """ONNX Runtime or OpenVINO on the model's exported graphs (each runtime loads only when chosen)."""
     if name == "onnxruntime":
         from engine.model.onnx_backend import OnnxBackend
 
-        return OnnxBackend.from_model(model, weights_path, threads)
+        return OnnxBackend.from_model(loaded, weights_path, threads)
     if name == "openvino":
         from engine.model.openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend.from_model(model, weights_path, threads)
+        return OpenVinoBackend.from_model(loaded, weights_path, threads)
     raise ValueError(f"not a graph backend: {name!r}")
 
 
-def choose_graph_backend(model: Cascade, threads: int | None = None, weights_path: Path | None = None,
+def choose_graph_backend(loaded: LoadedModel, threads: int | None = None, weights_path: Path | None = None,
                          runs: int = 7) -> tuple[StagedBackend, BackendChoice]:
-    """The faster graph runtime for ``model`` on this CPU, and how it was chosen.
+    """The faster graph runtime for ``loaded``'s model on this CPU, and how it was chosen.
 
     The choice is measured once (both runtimes opened, each exit path timed in alternation at
     the model's input size) and stored beside the exported graphs, keyed by this CPU's model
@@ -150,15 +152,15 @@ def choose_graph_backend(model: Cascade, threads: int | None = None, weights_pat
     if len(names) == 1:
         choice = BackendChoice(names[0], "only one installed", {})
         logger.info("inference backend: %s (auto: %s)", choice.name, choice.reason)
-        return open_graph_backend(choice.name, model, threads, weights_path), choice
-    record = _choice_record(model, threads, weights_path, names)
+        return open_graph_backend(choice.name, loaded, threads, weights_path), choice
+    record = _choice_record(loaded, threads, weights_path, names)
     if record is not None and record.is_file():
         stored = json.loads(record.read_text())
         choice = BackendChoice(stored["name"], "stored measurement", stored["path_ms"])
-        backend = open_graph_backend(choice.name, model, threads, weights_path)
+        backend = open_graph_backend(choice.name, loaded, threads, weights_path)
     else:
-        opened = {name: open_graph_backend(name, model, threads, weights_path) for name in names}
-        size = model.input_size
+        opened = {name: open_graph_backend(name, loaded, threads, weights_path) for name in names}
+        size = loaded.model.input_size
         path_ms = measure_paths(opened, np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32), runs)
         name = min(path_ms, key=lambda n: path_ms[n]["exit1"] + path_ms[n]["exit2"])
         choice, backend = BackendChoice(name, "measured", path_ms), opened[name]
@@ -218,7 +220,7 @@ def _cpuinfo_field(field: str) -> str:
     return ""
 
 
-def _choice_record(model: Cascade, threads: int | None, weights_path: Path | None,
+def _choice_record(loaded: LoadedModel, threads: int | None, weights_path: Path | None,
                    names: tuple[str, ...]) -> Path | None:
     """Where the measured choice for this model, machine and runtime versions is kept (None:
     random weights, nothing to key it on)."""
@@ -229,9 +231,9 @@ def _choice_record(model: Cascade, threads: int | None, weights_path: Path | Non
 
     versions = {n: importlib.metadata.version(n) for n in names}
     machine = {"cpu": cpu_model(), "flags": sorted(cpu_flags()), "threads": threads or default_threads(),
-               "size": model.input_size, **versions}
+               "size": loaded.model.input_size, **versions}
     key = hashlib.sha256(json.dumps(machine, sort_keys=True).encode()).hexdigest()[:16]
-    return scratch_dir(export_staged(model, Path(weights_path)), "backend-choice") / f"{key}.json"
+    return scratch_dir(export_staged(loaded, Path(weights_path)), "backend-choice") / f"{key}.json"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -240,12 +242,12 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def evaluation_model(model: Cascade, name: str = "auto", threads: int | None = None,
+def evaluation_model(loaded: LoadedModel, name: str = "auto", threads: int | None = None,
                      weights_path: Path | None = None) -> Any:
-    """What validation and calibration run: ``model`` itself for ``torch`` (unfused, as trained),
-    else the chosen backend behind the model's inference surface (:class:`BackendCascade`)."""
-    backend = make_backend(model, name, threads, weights_path)
-    return model if backend.name == "torch" else BackendCascade(backend)
+    """What validation and calibration run: ``loaded``'s model itself for ``torch`` (unfused, as
+    trained), else the chosen backend behind the model's inference surface (:class:`BackendCascade`)."""
+    backend = make_backend(loaded, name, threads, weights_path)
+    return loaded.model if backend.name == "torch" else BackendCascade(backend)
 
 
 @dataclass

@@ -37,6 +37,4 @@ def build_dynamic_detector(arch: ArchSpec) -> DynamicDetector:
     stage_names = [s.name for s in arch.backbone.stages]
     cross = {name: stage_names[stage_names.index(name) - 1] for name in arch.cross_stage_inputs}
     transform: nn.Module = SpaceToDepth() if arch.backbone.input == "space_to_depth" else nn.Identity()
-    model = DynamicDetector(first, second, link, router, transform, cross, arch.names, arch.input_size)
-    model.arch = arch
-    return model
+    return DynamicDetector(first, second, link, router, transform, cross, arch.names, arch.input_size)

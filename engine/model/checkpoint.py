@@ -27,7 +27,14 @@ from engine.errors import CheckpointError, ConfigError
 from engine.model.arch import ArchSpec, load_arch
 from engine.model.build import build_dynamic_detector
 from engine.model.calibration import Calibration
-from engine.model.families import YOLO_FAMILY, Cascade, build_cascade, family_of, spec_from_mapping
+from engine.model.families import (
+    Cascade,
+    LoadedModel,
+    build_cascade,
+    family_of,
+    spec_family,
+    spec_from_mapping,
+)
 from engine.model.reference import (
     PUBLISHED,
     arch_from_reference_yaml,
@@ -88,7 +95,7 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
 
 
-def save_model(path: str | Path, model: Cascade, half: bool = False) -> Path:
+def save_model(path: str | Path, loaded: LoadedModel, half: bool = False) -> Path:
     """Write weights and everything needed to rebuild the model into one safetensors file.
 
     ``half`` stores floating-point tensors as float16 (half the file); loading casts them back
@@ -96,15 +103,15 @@ def save_model(path: str | Path, model: Cascade, half: bool = False) -> Path:
     """
     from safetensors.torch import save_file
 
-    if model.arch is None:
-        raise ValueError("model has no architecture attached; build it with build_cascade")
-    arch = replace(model.arch, class_names=tuple(model.class_names), input_size=model.input_size)
+    model = loaded.model
+    spec = replace(loaded.spec, class_names=tuple(model.class_names), input_size=model.input_size)
+    calibration = loaded.calibration
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "family": model.family,
-        "arch": json.dumps(to_mapping(arch)),
-        "calibration": json.dumps(to_mapping(model.calibration) if model.calibration else None),
+        "family": spec.family,
+        "arch": json.dumps(to_mapping(spec)),
+        "calibration": json.dumps(to_mapping(calibration) if calibration else None),
     }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if half:
@@ -117,7 +124,7 @@ def save_model(path: str | Path, model: Cascade, half: bool = False) -> Path:
     return path
 
 
-def _load_ours(path: Path) -> Cascade:
+def _load_ours(path: Path) -> LoadedModel:
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -129,16 +136,14 @@ def _load_ours(path: Path) -> Cascade:
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: safetensors file without DynaStream metadata (no architecture)")
     try:
-        # Files written before the family key existed are all YOLO-family models.
-        family = family_of({"family": metadata.get("family", YOLO_FAMILY)})
-        arch = spec_from_mapping(json.loads(metadata["arch"]), where=f"{path.name}:arch", family=family)
+        family = family_of(metadata)  # files written before the family key are YOLO-family models
+        spec = spec_from_mapping(json.loads(metadata["arch"]), where=f"{path.name}:arch", family=family)
         calib = json.loads(metadata.get("calibration") or "null")
     except (KeyError, json.JSONDecodeError, ConfigError) as exc:
         raise CheckpointError(f"{path}: damaged metadata ({exc})") from None
-    model = build_cascade(arch)
+    model = build_cascade(spec)
     _load_state(model, state, path)
-    model.calibration = from_mapping(Calibration, calib) if calib else None
-    return model
+    return LoadedModel(model, spec, from_mapping(Calibration, calib) if calib else None)
 
 
 def _load_state(model: Cascade, state: dict[str, torch.Tensor], path: Path) -> None:
@@ -193,8 +198,9 @@ def infer_reference_arch(state: dict[str, torch.Tensor], path: Path) -> ArchSpec
     raise CheckpointError(f"{path}: weights match no published DynamicDet architecture; pass --config")
 
 
-def load_detector(weights_path: str | Path, config_path: str | Path | None = None) -> Cascade:
-    """Load any supported model file for inference: eval mode, float32, CPU."""
+def load_model(weights_path: str | Path, config_path: str | Path | None = None) -> LoadedModel:
+    """Load any supported model file for inference (eval mode, float32, CPU), with its spec and
+    calibration (reference checkpoints carry none)."""
     path = Path(weights_path)
     if not path.exists():
         raise CheckpointError(f"weights file not found: {path}")
@@ -203,14 +209,15 @@ def load_detector(weights_path: str | Path, config_path: str | Path | None = Non
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file")
     if _is_safetensors(path):
-        model = _load_ours(path)
+        loaded = _load_ours(path)
     else:
         state = read_reference_checkpoint(path)
-        arch = arch_from_config(config_path) if config_path else infer_reference_arch(state, path)
-        if not isinstance(arch, ArchSpec):
-            raise CheckpointError(f"{path}: only DynamicDet's YOLO checkpoints convert; start a {arch.family} "
+        spec = arch_from_config(config_path) if config_path else infer_reference_arch(state, path)
+        if not spec_family(spec).reference_checkpoints:
+            raise CheckpointError(f"{path}: only DynamicDet's YOLO checkpoints convert; start a {spec.family} "
                                   "from torchvision weights with the training config's model.init_torchvision")
-        model = build_dynamic_detector(arch)
-        converted = convert_state_dict(state, model, arch)
-        model.load_state_dict(converted)
-    return model.float().eval()
+        model = build_cascade(spec)
+        model.load_state_dict(convert_state_dict(state, model, spec))
+        loaded = LoadedModel(model, spec)
+    loaded.model.float().eval()
+    return loaded

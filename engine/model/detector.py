@@ -111,10 +111,6 @@ class DynamicDetector(nn.Module):
         super().__init__()
         self.class_names = tuple(class_names) or tuple(f"class{i}" for i in range(first.head.num_classes))
         self.input_size = input_size
-        # Set by the builder and the loaders: the architecture (for saving and export) and the
-        # router thresholds measured on a validation set (None until calibrated).
-        self.arch = None
-        self.calibration = None
         self.first = first
         self.second = second
         self.link = link
@@ -133,18 +129,6 @@ class DynamicDetector(nn.Module):
                     max_detections: int) -> list[torch.Tensor]:
         """Exit outputs ``[N, A, 5 + C]`` -> per-image ``[K, 6]`` detections (xyxy, score, class): NMS."""
         return nms(outputs, conf_threshold, iou_threshold, max_detections)
-
-    def describe(self) -> dict:
-        """Architecture facts for ``info``."""
-        arch = self.arch
-        if arch is None:
-            return {"family": self.family}
-        return {"name": arch.name, "family": self.family, "num_classes": arch.num_classes,
-                "width_multiple": arch.width_multiple, "depth_multiple": arch.depth_multiple,
-                "activation": arch.activation,
-                "stages": {s.name: stride for s, stride in zip(arch.backbone.stages, arch.strides.values())},
-                "detection_levels": list(arch.neck.levels), "router_inputs": list(arch.router_inputs),
-                "link_stages": list(arch.link_stages)}
 
     def stage1(self, x: torch.Tensor) -> Stage1Output:
         """``x``: ``[N, 3, H, W]`` RGB in [0, 1], H and W multiples of the largest stride."""

@@ -77,18 +77,19 @@ def load_predictor(weights: str | Path, *, config: str | Path | None = None, bac
         UserError: an option out of range, or a model file that cannot be used.
     """
     from engine.model import backends
-    from engine.model.checkpoint import load_detector
+    from engine.model.checkpoint import load_model
     from engine.model.predictor import Predictor
     from engine.model.score_scale import readable_calibration
 
     check_model_options(imgsz=imgsz, conf=conf, iou=iou, threads=threads)
     weights = Path(weights)
-    model = load_detector(weights, config)
+    loaded = load_model(weights, config)
+    model = loaded.model
     size = imgsz or model.input_size
     class_names = tuple(model.class_names) if names is None else read_class_names(names, len(model.class_names))
-    staged = backends.make_backend(model, backend, threads=threads, weights_path=weights)
+    staged = backends.make_backend(loaded, backend, threads=threads, weights_path=weights)
     # Everything downstream (thresholds, the controller, events, badges) reads the readable score.
-    scale, calibration = readable_calibration(model.calibration)
+    scale, calibration = readable_calibration(loaded.calibration)
     predictor = Predictor(staged, class_names, size, conf, iou, stride=model.stride, score_scale=scale)
     return LoadedPredictor(predictor, class_names, calibration)
 

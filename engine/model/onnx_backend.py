@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from engine.model.detector import DynamicDetector
+from engine.model.families import LoadedModel
 from engine.model.onnx_export import GRAPHS, StagedGraphs, export_staged
 from engine.model.postprocess import nms
 
@@ -88,18 +88,18 @@ class OnnxBackend:
                      graphs.directory)
 
     @classmethod
-    def from_model(cls, model: DynamicDetector, weights_path: Path | None = None, threads: int | None = None,
+    def from_model(cls, loaded: LoadedModel, weights_path: Path | None = None, threads: int | None = None,
                    **options: bool) -> OnnxBackend:
-        """Export ``model`` (or reuse the export cached beside ``weights_path``) and open it.
+        """Export ``loaded``'s model (or reuse the export cached beside ``weights_path``) and open it.
 
         Without a weights file the graphs go to a temporary folder that is removed once the
         sessions have loaded them.
         """
         if weights_path is not None:
-            return cls(export_staged(model, Path(weights_path)), threads, **options)
+            return cls(export_staged(loaded, Path(weights_path)), threads, **options)
         with tempfile.TemporaryDirectory(prefix="dynastream-onnx-") as tmp:
             options["save_optimized"] = False  # nothing to keep: the folder goes away
-            return cls(export_staged(model, cache_root=Path(tmp)), threads, **options)
+            return cls(export_staged(loaded, cache_root=Path(tmp)), threads, **options)
 
     def stage1(self, x: np.ndarray | torch.Tensor) -> tuple[OnnxStage1State, np.ndarray]:
         """``x``: ``[N, 3, H, W]`` float32 RGB in [0, 1]. Returns the state and scores ``[N]``."""

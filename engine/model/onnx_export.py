@@ -40,6 +40,7 @@ from engine.config import to_mapping
 from engine.model.blocks import SpaceToDepth
 from engine.model.composite import CompositeLink, ExportLink
 from engine.model.detector import DynamicDetector, Stage1Output
+from engine.model.families import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -114,12 +115,12 @@ def scratch_dir(graphs: StagedGraphs, name: str) -> Path:
     return folder
 
 
-def export_staged(model: DynamicDetector, weights_path: Path | None = None, *, cache_root: Path | None = None,
+def export_staged(loaded: LoadedModel, weights_path: Path | None = None, *, cache_root: Path | None = None,
                   opset: int = DEFAULT_OPSET, sample_size: tuple[int, int] | None = None) -> StagedGraphs:
-    """Export ``model`` as three graphs, or reuse the cached export of the same weights.
+    """Export a YOLO-family model as three graphs, or reuse the cached export of the same weights.
 
     Args:
-        model: the detector (left unchanged: a fused copy is exported).
+        loaded: the detector (left unchanged: a fused copy is exported) and its spec.
         weights_path: the file the weights came from; its content keys the cache. Without
             it the state dict is hashed instead.
         cache_root: where cache entries live (default: :func:`cache_root_for`; when that
@@ -136,7 +137,8 @@ def export_staged(model: DynamicDetector, weights_path: Path | None = None, *, c
         if weights_path is None:
             raise ValueError("export_staged needs weights_path or cache_root")
         cache_root = cache_root_for(Path(weights_path))
-    key = cache_key(model, weights_path, opset)
+    model = loaded.model
+    key = cache_key(loaded, weights_path, opset)
     roots = [Path(cache_root), fallback_root_for(weights_path, Path(cache_root))]
     for root in roots:
         if _is_complete(root / key):
@@ -160,11 +162,10 @@ def export_staged(model: DynamicDetector, weights_path: Path | None = None, *, c
     return _graphs(entry, key, reused=False)
 
 
-def cache_key(model: DynamicDetector, weights_path: Path | None, opset: int = DEFAULT_OPSET) -> str:
+def cache_key(loaded: LoadedModel, weights_path: Path | None, opset: int = DEFAULT_OPSET) -> str:
     """Hash of the weights (file content, else state dict), architecture, settings and exporter."""
-    weights = _file_digest(Path(weights_path)) if weights_path is not None else _state_digest(model)
-    arch = to_mapping(model.arch) if model.arch is not None else None
-    payload = {"weights": weights, "arch": arch, **_versions(opset)}
+    weights = _file_digest(Path(weights_path)) if weights_path is not None else _state_digest(loaded.model)
+    payload = {"weights": weights, "arch": to_mapping(loaded.spec), **_versions(opset)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 

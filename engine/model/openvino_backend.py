@@ -19,7 +19,7 @@ import numpy as np
 import openvino as ov
 import torch
 
-from engine.model.detector import DynamicDetector
+from engine.model.families import LoadedModel
 from engine.model.onnx_backend import default_threads
 from engine.model.onnx_export import GRAPHS, StagedGraphs, export_staged, scratch_dir
 from engine.model.postprocess import nms
@@ -113,17 +113,17 @@ class OpenVinoBackend:
                      graphs.directory)
 
     @classmethod
-    def from_model(cls, model: DynamicDetector, weights_path: Path | None = None, threads: int | None = None,
+    def from_model(cls, loaded: LoadedModel, weights_path: Path | None = None, threads: int | None = None,
                    precision: str = "auto") -> OpenVinoBackend:
-        """Export ``model`` (or reuse the export cached beside ``weights_path``) and open it.
+        """Export ``loaded``'s model (or reuse the export cached beside ``weights_path``) and open it.
 
         Without a weights file the graphs go to a temporary folder; the graphs are read into
         memory when opened, and nothing is cached on disk.
         """
         if weights_path is not None:
-            return cls(export_staged(model, Path(weights_path)), threads, precision)
+            return cls(export_staged(loaded, Path(weights_path)), threads, precision)
         with tempfile.TemporaryDirectory(prefix="dynastream-onnx-") as tmp:
-            return cls(export_staged(model, cache_root=Path(tmp)), threads, precision, cache_dir="")
+            return cls(export_staged(loaded, cache_root=Path(tmp)), threads, precision, cache_dir="")
 
     def stage1(self, x: np.ndarray | torch.Tensor) -> tuple[OpenVinoStage1State, np.ndarray]:
         """``x``: ``[N, 3, H, W]`` float32 RGB in [0, 1]. Returns the state and scores ``[N]``."""

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from engine.model.checkpoint import save_model
-from engine.model.families import Cascade
+from engine.model.families import Cascade, LoadedModel
 from engine.train.config import OptimConfig, PhaseConfig
 from engine.train.ema import ModelEMA
 
@@ -65,12 +65,18 @@ def learning_rate(cfg: OptimConfig, step: int, total_steps: int, steps_per_epoch
 
 class Trainer:
     """Runs phases on one model; writes ``last.pt`` (resume state), ``model.safetensors`` (EMA weights),
-    ``metrics.csv`` / ``metrics.json`` and plots into ``output_dir``."""
+    ``metrics.csv`` / ``metrics.json`` and plots into ``output_dir``.
 
-    def __init__(self, model: Cascade, train_loader: Iterable, output_dir: str | Path,
+    Args:
+        model: the model to train, with its spec (each epoch's model file needs it); the loop
+            trains ``model.model`` in place.
+    """
+
+    def __init__(self, model: LoadedModel, train_loader: Iterable, output_dir: str | Path,
                  evaluator: Evaluator | None = None, ema_decay: float = 0.9999, device: str = "cpu",
                  eval_every: int = 1) -> None:
-        self.model = model.to(device)
+        self.spec = model.spec
+        self.model = model.model.to(device)
         self.loader = train_loader
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +149,7 @@ class Trainer:
         tmp = self.output_dir / "last.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(self.output_dir / "last.pt")
-        save_model(self.output_dir / "model.safetensors", self.ema.module)
+        save_model(self.output_dir / "model.safetensors", LoadedModel(self.ema.module, self.spec))
         write_history(self.history, self.output_dir)
 
     def load_resume(self, path: str | Path) -> dict[str, Any]:

@@ -15,12 +15,10 @@ from engine.bundled import model_config
 from engine.data.collate import collate_detections
 from engine.data.datasets import DetectionDataset
 from engine.errors import ConfigError
-from engine.losses.cascade_losses import AnchorCascadeLosses, CascadeLosses, RCNNCascadeLosses
-from engine.losses.detection_loss import DetectionLoss
+from engine.losses.cascade_losses import CascadeLosses, LossSettings
 from engine.losses.router_loss import RouterLoss
-from engine.model.arch import ArchSpec
-from engine.model.checkpoint import arch_from_config, load_detector, save_model
-from engine.model.families import RCNN_FAMILY, Cascade, build_cascade
+from engine.model.checkpoint import arch_from_config, load_model, save_model
+from engine.model.families import Cascade, LoadedModel, new_model, spec_family
 from engine.train.calibrate import calibrate
 from engine.train.config import TrainConfig
 from engine.train.evaluate import coco_map, run_validation
@@ -55,37 +53,36 @@ def loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, workers: i
                       persistent_workers=workers > 0)
 
 
-def build_model(cfg: TrainConfig, dataset: DetectionDataset) -> Cascade:
+def build_model(cfg: TrainConfig, dataset: DetectionDataset) -> LoadedModel:
     if cfg.model.init_weights:
-        model = load_detector(cfg.model.init_weights)
-        if model.class_names != dataset.names:
-            raise ConfigError(f"model.init_weights classes {model.class_names} differ from the dataset's")
-        return model.train()
+        loaded = load_model(cfg.model.init_weights)
+        if loaded.model.class_names != dataset.names:
+            raise ConfigError(f"model.init_weights classes {loaded.model.class_names} differ from the dataset's")
+        loaded.model.train()
+        return loaded.with_calibration(None)  # thresholds of the old weights would not fit the new ones
     path = Path(cfg.model.arch)
     spec = arch_from_config(path if path.suffix in (".yaml", ".yml") else model_config(cfg.model.arch))
+    family = spec_family(spec)
     overrides = {k: v for k, v in (("width_multiple", cfg.model.width_multiple),
                                    ("depth_multiple", cfg.model.depth_multiple)) if v is not None}
-    if overrides and not isinstance(spec, ArchSpec):
-        raise ConfigError(f"model: {', '.join(overrides)} applies to the YOLO family only, not {spec.family}")
-    if cfg.model.init_torchvision and isinstance(spec, ArchSpec):
-        raise ConfigError(f"model.init_torchvision applies to {RCNN_FAMILY} only, not {cfg.model.arch}")
-    spec = replace(spec, num_classes=dataset.num_classes, class_names=tuple(dataset.names),
-                   input_size=cfg.data.imgsz, **overrides)
-    model = build_cascade(spec)
+    if overrides and not family.scalable:
+        raise ConfigError(f"model: {', '.join(overrides)} applies to the YOLO family only, not {family.name}")
+    if cfg.model.init_torchvision and not family.torchvision_init:
+        raise ConfigError(f"model.init_torchvision does not apply to the {family.name} family ({cfg.model.arch})")
+    loaded = new_model(replace(spec, num_classes=dataset.num_classes, class_names=tuple(dataset.names),
+                               input_size=cfg.data.imgsz, **overrides))
     if cfg.model.init_torchvision:
         from engine.model.rcnn.torchvision_init import init_from_torchvision
 
-        init_from_torchvision(model, cfg.model.init_torchvision)
-    return model
+        init_from_torchvision(loaded.model, cfg.model.init_torchvision)
+    return loaded
 
 
-def cascade_losses(model: Cascade, cfg: TrainConfig) -> CascadeLosses:
+def cascade_losses(loaded: LoadedModel, cfg: TrainConfig) -> CascadeLosses:
     """The detection loss of the model's family, in the form both training phases use."""
-    if model.family == RCNN_FAMILY:
-        return RCNNCascadeLosses()
-    return AnchorCascadeLosses(DetectionLoss.from_head(
-        model.first.head, box_gain=cfg.loss.box, obj_gain=cfg.loss.obj, cls_gain=cfg.loss.cls,
-        anchor_t=cfg.loss.anchor_threshold, image_size=cfg.data.imgsz))
+    settings = LossSettings(box=cfg.loss.box, obj=cfg.loss.obj, cls=cfg.loss.cls,
+                            anchor_threshold=cfg.loss.anchor_threshold, image_size=cfg.data.imgsz)
+    return loaded.family.losses(loaded.model, settings)
 
 
 def make_evaluator(val_loader: DataLoader, num_classes: int, max_images: int):
@@ -110,14 +107,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     train_set, val_set = open_datasets(cfg)
     logger.info("data: %d training and %d validation images, %d classes", len(train_set), len(val_set),
                 train_set.num_classes)
-    model = build_model(cfg, train_set)
+    loaded = build_model(cfg, train_set)
+    model = loaded.model
     out = Path(cfg.output_dir) / cfg.name
     val_loader = loader(val_set, 16, False, 0)
     evaluator = make_evaluator(val_loader, train_set.num_classes, cfg.data.max_val_images)
-    trainer = Trainer(model, loader(train_set, cfg.detectors.batch_size, True, cfg.data.workers), out,
+    trainer = Trainer(loaded, loader(train_set, cfg.detectors.batch_size, True, cfg.data.workers), out,
                       evaluator, cfg.ema_decay, device, cfg.eval_every)
     state = trainer.load_resume(out / "last.pt") if resume and (out / "last.pt").exists() else None
-    det_loss = cascade_losses(model, cfg)
+    det_loss = cascade_losses(loaded, cfg)
     router_loss = RouterLoss(cfg.loss.router_median_window)
     if state is not None and "router_loss" in state:
         router_loss.load_state_dict(state["router_loss"])
@@ -135,8 +133,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     trainer.loader = loader(router_set, cfg.router.batch_size, True, cfg.data.workers)
     trainer.run(RouterPhase(det_loss, router_loss), cfg.router, state)
     final = trainer.ema.module
-    final.calibration = calibrate(final, val_loader, cfg.data.imgsz, max_images=cfg.data.max_val_images)
-    path = save_model(out / "model.safetensors", final)
+    calibration = calibrate(final, val_loader, cfg.data.imgsz, max_images=cfg.data.max_val_images)
+    path = save_model(out / "model.safetensors", LoadedModel(final, loaded.spec, calibration))
     if trainer.history:
         plot_training(trainer.history, out / "training.png")
     logger.info("model written to %s", path)

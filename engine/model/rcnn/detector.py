@@ -112,6 +112,14 @@ class DyRCNNSpec:
     def names(self) -> tuple[str, ...]:
         return self.class_names or tuple(f"class{i}" for i in range(self.num_classes))
 
+    def describe(self) -> dict:
+        """Architecture facts for ``info``."""
+        return {"name": self.name, "family": self.family, "num_classes": self.num_classes,
+                "depths": [self.first.depth, self.second.depth], "widths": [self.first.width, self.second.width],
+                "fpn_channels": [self.first.fpn_channels, self.second.fpn_channels],
+                "stages": {name: 2 ** (i + 2) for i, name in enumerate(STAGES)},
+                "router_inputs": list(STAGES), "link_stages": list(STAGES)}
+
 
 class FPNBackbone(nn.Module):
     """ResNet trunk and feature pyramid; ``out_channels`` as torchvision's detection heads expect."""
@@ -201,11 +209,9 @@ class DyFasterRCNN(nn.Module):
 
     def __init__(self, spec: DyRCNNSpec) -> None:
         super().__init__()
-        self.arch = spec
         self.class_names = spec.names
         self.input_size = spec.input_size
         self.stride = STRIDE
-        self.calibration = None  # router thresholds measured on a validation set, set by the loaders
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
         self.first = RCNNDetector(spec.first, spec.num_classes)
@@ -291,15 +297,6 @@ class DyFasterRCNN(nn.Module):
         self.first.backbone.body.fuse()
         self.second.backbone.body.fuse()
         return self
-
-    def describe(self) -> dict:
-        """Architecture facts for ``info``."""
-        spec = self.arch
-        return {"name": spec.name, "family": FAMILY, "num_classes": spec.num_classes,
-                "depths": [spec.first.depth, spec.second.depth], "widths": [spec.first.width, spec.second.width],
-                "fpn_channels": [spec.first.fpn_channels, spec.second.fpn_channels],
-                "stages": {name: 2 ** (i + 2) for i, name in enumerate(STAGES)},
-                "router_inputs": list(STAGES), "link_stages": list(STAGES)}
 
 
 def _pick(levels: OrderedDict[str, torch.Tensor], i: int) -> OrderedDict[str, torch.Tensor]:

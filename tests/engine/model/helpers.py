@@ -6,6 +6,7 @@ import torch
 
 from engine.model.build import build_dynamic_detector
 from engine.model.detector import DynamicDetector
+from engine.model.families import LoadedModel
 from engine.model.variants import tiny_variant
 
 
@@ -23,5 +24,11 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def tiny_model(seed: int = 0, **overrides) -> DynamicDetector:
+    return tiny_loaded(seed, **overrides).model
+
+
+def tiny_loaded(seed: int = 0, **overrides) -> LoadedModel:
+    """:func:`tiny_model` with its spec, as a model file holds it."""
     torch.manual_seed(seed)
-    return randomise(build_dynamic_detector(tiny_variant(**overrides)), seed).eval()
+    spec = tiny_variant(**overrides)
+    return LoadedModel(randomise(build_dynamic_detector(spec), seed).eval(), spec)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine import load_detector
+from engine import load_model
 from engine.errors import CheckpointError
 from engine.model.calibration import Calibration
 from engine.model.checkpoint import save_model
-from tests.engine.model.helpers import tiny_model
+from tests.engine.model.helpers import tiny_loaded
 
 
 class _RunsCode:
@@ -32,7 +32,7 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"model": _RunsCode(marker)}, path)
     with pytest.raises(CheckpointError, match="refused"):
-        load_detector(path)
+        load_model(path)
     assert not marker.exists()
 
 
@@ -49,7 +49,7 @@ def test_legacy_pickle_of_whole_module_is_refused_clearly(tmp_path):
         for name in names:
             zf.writestr(name, payloads[name])
     with pytest.raises(CheckpointError, match="whole model objects"):
-        load_detector(path)
+        load_model(path)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04garbage"])
@@ -57,7 +57,7 @@ def test_garbage_files_get_one_line_errors(tmp_path, content):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
     with pytest.raises(CheckpointError) as info:
-        load_detector(path)
+        load_model(path)
     assert "\n" not in str(info.value)
 
 
@@ -66,35 +66,46 @@ def test_truncated_reference_checkpoint(reference_dir, tmp_path):
     path = tmp_path / "truncated.pt"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        load_detector(path)
+        load_model(path)
 
 
 def test_missing_and_directory_paths(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
-        load_detector(tmp_path / "nope.safetensors")
+        load_model(tmp_path / "nope.safetensors")
     with pytest.raises(CheckpointError, match="not a file"):
-        load_detector(tmp_path)
+        load_model(tmp_path)
 
 
 def test_own_format_round_trip(tmp_path):
-    model = tiny_model()
-    model.calibration = Calibration((0.0, 0.5, 1.0), (0.0, 0.4, 1.0), exit1_ms=3.0, exit2_ms=5.0, imgsz=64)
-    path = save_model(tmp_path / "m.safetensors", model)
-    loaded = load_detector(path)
-    assert loaded.class_names == model.class_names
-    assert loaded.calibration == model.calibration
-    assert loaded.arch == model.arch
+    calibration = Calibration((0.0, 0.5, 1.0), (0.0, 0.4, 1.0), exit1_ms=3.0, exit2_ms=5.0, imgsz=64)
+    original = tiny_loaded().with_calibration(calibration)
+    path = save_model(tmp_path / "m.safetensors", original)
+    loaded = load_model(path)
+    assert loaded.model.class_names == original.model.class_names
+    assert loaded.calibration == calibration
+    assert loaded.spec == original.spec and loaded.family.name == "dy-yolov7"
+    assert not hasattr(loaded.model, "arch") and not hasattr(loaded.model, "calibration")
     x = torch.rand(1, 3, 64, 64)
-    torch.testing.assert_close(loaded.predict_exit(x, 2), model.predict_exit(x, 2))
+    torch.testing.assert_close(loaded.model.predict_exit(x, 2), original.model.predict_exit(x, 2))
     assert loaded.calibration.threshold_for(0.25) == pytest.approx(0.2)
+
+
+def test_shipped_model_files_load_unchanged():
+    """The files in assets/ (written before models came with their spec beside them) still load."""
+    from engine.bundled import DEFAULT_WEIGHTS
+
+    for path in sorted(DEFAULT_WEIGHTS.parent.glob("*.safetensors")):
+        loaded = load_model(path)
+        assert loaded.calibration is not None and loaded.spec.family in ("dy-yolov7", "dy-faster-rcnn"), path
+        assert loaded.model.class_names == loaded.spec.names and not loaded.model.training
 
 
 def test_reference_checkpoint_with_numpy_entries(reference_dir):
     """The fixture holds numpy objects beside the fp16 state dict; they load with the allow-list."""
-    model = load_detector(reference_dir / "parity" / "dy-yolov7-step2-w0.25.pt")
-    assert model.arch.name == "dy-yolov7" and model.arch.width_multiple == 0.25
-    assert not model.training
-    assert all(p.dtype == torch.float32 for p in model.parameters())
+    loaded = load_model(reference_dir / "parity" / "dy-yolov7-step2-w0.25.pt")
+    assert loaded.spec.name == "dy-yolov7" and loaded.spec.width_multiple == 0.25 and loaded.calibration is None
+    assert not loaded.model.training
+    assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
 
 
 def test_numpy_scalars_in_reference_checkpoints_are_allowed(tmp_path, reference_dir):
@@ -103,4 +114,4 @@ def test_numpy_scalars_in_reference_checkpoints_are_allowed(tmp_path, reference_
     original["extra"] = np.arange(3, dtype=np.int64)
     path = tmp_path / "with_scalars.pt"
     torch.save(original, path)
-    assert load_detector(path).arch.name == "dy-yolov7"
+    assert load_model(path).spec.name == "dy-yolov7"

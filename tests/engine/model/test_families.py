@@ -8,21 +8,21 @@ import torch
 
 from engine.errors import UserError
 from engine.model.backends import TorchBackend, make_backend
-from engine.model.checkpoint import load_detector
+from engine.model.checkpoint import load_model
 from engine.model.predictor import Predictor
 
 
 def test_auto_backend_falls_back_to_pytorch_for_faster_rcnn(tiny_rcnn_weights):
-    model = load_detector(tiny_rcnn_weights)
-    assert model.family == "dy-faster-rcnn" and not model.onnx_exportable
-    assert make_backend(model, "auto").name == "torch"
+    loaded = load_model(tiny_rcnn_weights)
+    assert loaded.family.name == loaded.model.family == "dy-faster-rcnn" and not loaded.model.onnx_exportable
+    assert make_backend(loaded, "auto").name == "torch"
     with pytest.raises(UserError, match="does not export to ONNX Runtime"):
-        make_backend(load_detector(tiny_rcnn_weights), "onnxruntime")
+        make_backend(load_model(tiny_rcnn_weights), "onnxruntime")
 
 
 @pytest.mark.parametrize("weights", ["tiny_weights", "tiny_rcnn_weights"])
 def test_predictor_routes_and_returns_boxes_in_original_pixels(weights, request):
-    model = load_detector(request.getfixturevalue(weights))
+    model = load_model(request.getfixturevalue(weights)).model
     predictor = Predictor(TorchBackend(model), model.class_names, imgsz=64, conf_threshold=0.0,
                           stride=model.stride)
     rng = np.random.default_rng(0)
@@ -42,7 +42,7 @@ def test_predictor_routes_and_returns_boxes_in_original_pixels(weights, request)
 
 def test_faster_rcnn_exits_match_the_predictor_batch_of_one(tiny_rcnn_weights):
     """A batch routed per sample gives each image what it gets alone."""
-    model = load_detector(tiny_rcnn_weights)
+    model = load_model(tiny_rcnn_weights).model
     predictor = Predictor(TorchBackend(model, fuse=False, channels_last=False), model.class_names, imgsz=64,
                           conf_threshold=0.0, stride=model.stride)
     rng = np.random.default_rng(1)
@@ -63,8 +63,27 @@ def test_old_model_files_without_a_family_key_are_yolo(tiny_weights, tmp_path):
     assert metadata.pop("family") == "dy-yolov7"
     old = tmp_path / "old.safetensors"
     save_file(state, str(old), metadata=metadata)
-    model = load_detector(old)
-    assert model.family == "dy-yolov7" and model.onnx_exportable
+    loaded = load_model(old)
+    model = loaded.model
+    assert loaded.family.name == model.family == "dy-yolov7" and model.onnx_exportable
     with torch.no_grad():
         out = model.exit1(model.stage1(torch.rand(1, 3, 64, 64)))
     assert len(model.postprocess(out, 0.0, 0.5, 10)) == 1
+
+
+def test_each_spec_knows_its_family_and_what_it_offers():
+    from engine.model.families import FAMILIES, LoadedModel, build_cascade, new_model, spec_family
+    from engine.model.variants import tiny_rcnn_variant, tiny_variant
+
+    yolo, rcnn = tiny_variant(), tiny_rcnn_variant()
+    assert (yolo.family, rcnn.family) == ("dy-yolov7", "dy-faster-rcnn") and set(FAMILIES) == {yolo.family, rcnn.family}
+    assert spec_family(yolo).scalable and spec_family(yolo).reference_checkpoints and spec_family(yolo).shapes_on_meta
+    assert spec_family(rcnn).torchvision_init and not spec_family(rcnn).scalable
+    for spec in (yolo, rcnn):
+        torch.manual_seed(0)
+        loaded = new_model(spec)
+        assert isinstance(loaded, LoadedModel) and loaded.calibration is None and loaded.spec is spec
+        assert loaded.model.family == spec.family and loaded.describe()["family"] == spec.family
+        assert type(build_cascade(spec)) is type(loaded.model)
+    with pytest.raises(TypeError, match="not a model spec"):
+        spec_family(object())

@@ -11,11 +11,11 @@ import torch
 from engine.errors import UserError
 from engine.model import backends as backends_module
 from engine.model.backends import TorchBackend, make_backend
-from engine.model.checkpoint import load_detector, save_model
+from engine.model.checkpoint import load_model, save_model
 from engine.model.onnx_backend import OnnxBackend, default_threads
 from engine.model.onnx_export import export_staged
 from engine.model.predictor import Predictor
-from tests.engine.model.helpers import tiny_model
+from tests.engine.model.helpers import tiny_loaded, tiny_model
 
 # Tolerances of the parity fixtures (shared/reference/parity/README.md).
 BOX_TOL = 0.01
@@ -34,13 +34,13 @@ def assert_predictions_close(ours: torch.Tensor, expected: torch.Tensor | np.nda
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    return save_model(tmp_path_factory.mktemp("onnx") / "tiny.safetensors", tiny_model(seed=0))
+    return save_model(tmp_path_factory.mktemp("onnx") / "tiny.safetensors", tiny_loaded(seed=0))
 
 
 @pytest.fixture(scope="module")
 def pair(weights) -> tuple[TorchBackend, OnnxBackend]:
     """Both backends on the same weights, both fused."""
-    return TorchBackend(load_detector(weights)), OnnxBackend.from_model(load_detector(weights), weights, threads=1)
+    return TorchBackend(load_model(weights).model), OnnxBackend.from_model(load_model(weights), weights, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -123,22 +123,23 @@ def test_cache_is_reused_and_keyed_by_weights(weights, pair, tmp_path, monkeypat
     calls = []
     real_export = torch.onnx.export
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: calls.append(1) or real_export(*a, **k))
-    again = export_staged(load_detector(weights), weights)
+    again = export_staged(load_model(weights), weights)
     assert again.reused and again.directory == first.directory and not calls
     assert {name: path.stat().st_mtime_ns for name, path in again.files.items()} == mtimes
-    other = save_model(tmp_path / "other.safetensors", tiny_model(seed=1))
-    fresh = export_staged(load_detector(other), other)
+    other = save_model(tmp_path / "other.safetensors", tiny_loaded(seed=1))
+    fresh = export_staged(load_model(other), other)
     assert not fresh.reused and fresh.key != first.key and len(calls) == 3
     assert fresh.directory == other.with_name("other.safetensors.onnx-cache") / fresh.key
     assert not [p for p in fresh.directory.parent.iterdir() if p.name.startswith(".")], "temporary folder left"
     copy = tmp_path / "copy.safetensors"
     shutil.copyfile(weights, copy)
-    assert export_staged(load_detector(copy), copy).key == first.key  # content, not path
+    assert export_staged(load_model(copy), copy).key == first.key  # content, not path
 
 
 def test_without_weights_file_exports_to_a_temporary_folder(batch):
-    model = tiny_model(seed=2)
-    backend = OnnxBackend.from_model(model, threads=1)
+    loaded = tiny_loaded(seed=2)
+    model = loaded.model
+    backend = OnnxBackend.from_model(loaded, threads=1)
     assert not backend.graphs.directory.exists()  # removed once the sessions loaded the graphs
     reference = TorchBackend(model)
     state_t, scores_t = reference.stage1(batch[:2])
@@ -164,7 +165,7 @@ def test_optimized_graphs_are_saved_and_reused(pair, batch):
 def test_reference_fixture_parity(reference_dir, tmp_path):
     parity = reference_dir / "parity"
     weights = parity / "dy-yolov7-step2-w0.25.pt"
-    graphs = export_staged(load_detector(weights), weights, cache_root=tmp_path)  # never write beside fixtures
+    graphs = export_staged(load_model(weights), weights, cache_root=tmp_path)  # never write beside fixtures
     backend = OnnxBackend(graphs, threads=1)
     io = np.load(parity / "dy-yolov7-step2-w0.25-io.npz")
     state, scores = backend.stage1(io["input"])
@@ -181,7 +182,7 @@ class _FakeBackend:
 def test_factory_picks_by_name_and_device(monkeypatch):
     from types import SimpleNamespace
 
-    exportable = SimpleNamespace(family="dy-yolov7", onnx_exportable=True)
+    exportable = SimpleNamespace(model=SimpleNamespace(family="dy-yolov7", onnx_exportable=True))
     monkeypatch.setattr(backends_module, "TorchBackend", _FakeBackend)
     monkeypatch.setattr(OnnxBackend, "from_model", classmethod(lambda cls, model, path, threads: ("ort", threads)))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -12,11 +12,11 @@ import pytest
 from engine.model import backends as backends_module
 from engine.model import onnx_export
 from engine.model.backends import TorchBackend, choose_graph_backend
-from engine.model.checkpoint import load_detector, save_model
+from engine.model.checkpoint import load_model, save_model
 from engine.model.onnx_export import export_staged
 from engine.model.predictor import Predictor
 from engine.train.evaluate import coco_map
-from tests.engine.model.helpers import tiny_model
+from tests.engine.model.helpers import tiny_loaded
 from tests.engine.model.test_onnx import HEIGHT, SCORE_TOL, WIDTH, assert_predictions_close
 from tests.engine.model.test_shipped_models import ASSETS, demo_frames
 
@@ -28,7 +28,7 @@ MAP_TOL = 0.02
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    return save_model(tmp_path_factory.mktemp("openvino") / "tiny.safetensors", tiny_model(seed=0))
+    return save_model(tmp_path_factory.mktemp("openvino") / "tiny.safetensors", tiny_loaded(seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,8 @@ def batch() -> np.ndarray:
 
 
 def test_f32_matches_torch_whole_and_mixed_batches(weights, batch):
-    reference = TorchBackend(load_detector(weights))
-    backend = ov_backend.OpenVinoBackend.from_model(load_detector(weights), weights, threads=1, precision="f32")
+    reference = TorchBackend(load_model(weights).model)
+    backend = ov_backend.OpenVinoBackend.from_model(load_model(weights), weights, threads=1, precision="f32")
     assert backend.name == "openvino" and backend.precision == "f32"
     assert backend.graphs.directory.parent == weights.with_name(weights.name + ".onnx-cache")
     state_t, scores_t = reference.stage1(batch)
@@ -59,10 +59,10 @@ def test_its_own_precision_keeps_the_shipped_models_map():
     weights = ASSETS / "dy-yolov7-tiny.safetensors"
     if not weights.exists() or not (ASSETS / "demo.json").exists():
         pytest.skip("no bundled model or demo clip")
-    model = load_detector(weights)
+    model = load_model(weights).model
     images, truth = demo_frames()
-    backends = {"torch": TorchBackend(load_detector(weights)),
-                "openvino": ov_backend.OpenVinoBackend.from_model(model, weights)}
+    backends = {"torch": TorchBackend(load_model(weights).model),
+                "openvino": ov_backend.OpenVinoBackend.from_model(load_model(weights), weights)}
     maps = {}
     for name, backend in backends.items():
         predictor = Predictor(backend, model.class_names, model.input_size, conf_threshold=0.001, stride=model.stride)
@@ -75,16 +75,16 @@ def test_its_own_precision_keeps_the_shipped_models_map():
 
 def test_read_only_weights_folder_exports_to_the_user_cache(weights, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    other = save_model(weights.with_name("other.safetensors"), tiny_model(seed=3))
+    other = save_model(weights.with_name("other.safetensors"), tiny_loaded(seed=3))
     beside = other.with_name(other.name + ".onnx-cache")
     real = onnx_export.is_writable_dir
     # Root ignores file modes, so the read-only folder is simulated.
     monkeypatch.setattr(onnx_export, "is_writable_dir",
                         lambda folder: beside not in (folder, *folder.parents) and real(folder))
-    graphs = export_staged(load_detector(other), other)
+    graphs = export_staged(load_model(other), other)
     assert graphs.directory.is_relative_to(tmp_path / "cache" / "dynastream")
     assert not graphs.reused and not beside.exists()
-    assert export_staged(load_detector(other), other).reused
+    assert export_staged(load_model(other), other).reused
     backend = ov_backend.OpenVinoBackend(graphs, threads=1)
     assert backend.stage1(np.zeros((1, 3, 64, 64), np.float32))[1].shape == (1,)
 
@@ -115,7 +115,7 @@ def test_auto_measures_the_faster_runtime_once_then_reads_it_back(weights, monke
 
     monkeypatch.setattr(backends_module, "open_graph_backend", fake_open)
     monkeypatch.setattr(backends_module, "available_graph_backends", lambda: ("onnxruntime", "openvino"))
-    model = load_detector(weights)
+    model = load_model(weights)
     backend, choice = choose_graph_backend(model, threads=1, weights_path=weights, runs=3)
     assert backend.name == choice.name == "openvino" and choice.reason == "measured"
     assert sorted(opened) == ["onnxruntime", "openvino"]

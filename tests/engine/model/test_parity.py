@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import load_detector
+from engine import load_model
 from engine.model.build import build_dynamic_detector
 from engine.model.reference import arch_from_reference_yaml, reference_key_map
 
@@ -34,7 +34,7 @@ def _check(model, io) -> None:
 def test_reference_fixture_parity(reference_dir, fused, with_config):
     parity = reference_dir / "parity"
     config = parity / "cfg_dy-yolov7-step2_w0.25.yaml" if with_config else None
-    model = load_detector(parity / "dy-yolov7-step2-w0.25.pt", config)
+    model = load_model(parity / "dy-yolov7-step2-w0.25.pt", config).model
     if fused:
         assert model.fuse() is model
     _check(model, np.load(parity / "dy-yolov7-step2-w0.25-io.npz"))

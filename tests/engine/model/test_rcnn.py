@@ -179,12 +179,16 @@ def test_shipped_configs_load_and_reject_unknown_keys(tmp_path):
 
 
 def test_model_file_round_trip(tmp_path):
-    from engine.model.checkpoint import load_detector, save_model
+    from engine.model.checkpoint import load_model, save_model
+    from engine.model.families import new_model
     from engine.model.variants import tiny_rcnn_variant
 
     torch.manual_seed(0)
-    model = DyFasterRCNN(replace(tiny_rcnn_variant(), num_classes=2, class_names=("cat", "dog"))).eval()
-    loaded = load_detector(save_model(tmp_path / "rcnn.safetensors", model))
+    original = new_model(replace(tiny_rcnn_variant(), num_classes=2, class_names=("cat", "dog")))
+    model = original.model.eval()
+    restored = load_model(save_model(tmp_path / "rcnn.safetensors", original))
+    assert restored.spec == original.spec and restored.calibration is None
+    loaded = restored.model
     assert isinstance(loaded, DyFasterRCNN) and loaded.class_names == ("cat", "dog")
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
@@ -192,7 +196,7 @@ def test_model_file_round_trip(tmp_path):
         for got, want in zip(loaded.exit2(loaded.stage1(x)), model.exit2(model.stage1(x))):
             assert torch.equal(got, want)
     full = tmp_path / "rcnn.safetensors"
-    half = load_detector(save_model(tmp_path / "half.safetensors", model, half=True))
+    half = load_model(save_model(tmp_path / "half.safetensors", original, half=True)).model
     assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * full.stat().st_size
     assert all(p.dtype == torch.float32 for p in half.parameters())
     with torch.no_grad():

@@ -15,7 +15,7 @@ import torch
 
 from engine.data.synthetic.scene import generate_image
 from engine.model.backends import TorchBackend
-from engine.model.checkpoint import load_detector
+from engine.model.checkpoint import load_model
 from engine.model.exits import plan_exits, run_exits
 from engine.model.predictor import Predictor
 from engine.model.score_scale import readable_calibration
@@ -99,7 +99,7 @@ IMGSZ = 160
 def bundled():
     if not BUNDLED.exists():
         pytest.skip(f"{BUNDLED.name} is not in assets/")
-    return load_detector(BUNDLED)
+    return load_model(BUNDLED)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def graphs(bundled, tmp_path_factory):
 
 def _open_backend(name: str, request):
     if name == "torch":
-        return TorchBackend(load_detector(BUNDLED))
+        return TorchBackend(load_model(BUNDLED).model)
     graphs = request.getfixturevalue("graphs")
     if name == "onnxruntime":
         from engine.model.onnx_backend import OnnxBackend
@@ -146,7 +146,8 @@ def _same(ours, expected) -> bool:
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
 def test_predictor_routes_a_mixed_batch_like_each_image_alone(backend, bundled, request):
     scale, _ = readable_calibration(bundled.calibration)
-    predictor = Predictor(_open_backend(backend, request), bundled.class_names, imgsz=IMGSZ, stride=bundled.stride,
+    model = bundled.model
+    predictor = Predictor(_open_backend(backend, request), model.class_names, imgsz=IMGSZ, stride=model.stride,
                           score_scale=scale)
     images = _images()
     through = {route: [predictor.predict([image], route=route)[0] for image in images]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.model.backends import TorchBackend
-from engine.model.checkpoint import load_detector
+from engine.model.checkpoint import load_model
 from engine.model.predictor import Predictor
 from engine.train.evaluate import coco_map
 
@@ -39,8 +39,9 @@ def test_each_exit_of_a_shipped_model_finds_the_demo_objects(name):
     weights = ASSETS / f"{name}.safetensors"
     if not weights.exists() or not (ASSETS / "demo.json").exists():
         pytest.skip(f"{weights.name} or the demo clip is not in assets/")
-    model = load_detector(weights)
-    assert model.calibration is not None
+    loaded = load_model(weights)
+    model = loaded.model
+    assert loaded.calibration is not None
     predictor = Predictor(TorchBackend(model), model.class_names, model.input_size, conf_threshold=0.001,
                           stride=model.stride)
     images, truth = demo_frames()

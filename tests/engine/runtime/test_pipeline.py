@@ -24,11 +24,11 @@ def predictor(tiny_weights):
     import torch
 
     from engine.model.backends import TorchBackend
-    from engine.model.checkpoint import load_detector
+    from engine.model.checkpoint import load_model
     from engine.model.predictor import Predictor
 
     torch.set_num_threads(1)
-    model = load_detector(tiny_weights)
+    model = load_model(tiny_weights).model
     return Predictor(TorchBackend(model), model.class_names, model.input_size)
 
 

@@ -7,8 +7,8 @@ import torch
 from engine.losses.cascade_losses import AnchorCascadeLosses, RCNNCascadeLosses
 from engine.losses.detection_loss import DetectionLoss
 from engine.losses.router_loss import RouterLoss
-from engine.model.build import build_dynamic_detector
-from engine.model.families import build_cascade
+from engine.model.checkpoint import load_model
+from engine.model.families import new_model
 from engine.model.variants import tiny_rcnn_variant, tiny_variant
 from engine.train.config import OptimConfig, PhaseConfig
 from engine.train.loop import Trainer, learning_rate
@@ -40,10 +40,11 @@ class Repeat:
 
 def test_both_phases_lower_their_losses_and_save(tmp_path):
     torch.manual_seed(0)
-    model = build_dynamic_detector(tiny_variant(num_classes=3, input_size=64))
+    loaded = new_model(tiny_variant(num_classes=3, input_size=64))
+    model = loaded.model
     loss = AnchorCascadeLosses(DetectionLoss.from_head(model.first.head, image_size=64))
     batch = fixed_batch()
-    trainer = Trainer(model, Repeat(batch, 10), tmp_path, ema_decay=0.9)
+    trainer = Trainer(loaded, Repeat(batch, 10), tmp_path, ema_decay=0.9)
     optim = OptimConfig(lr=0.02, warmup_epochs=0.0, schedule="constant")
     trainer.run(DetectorsPhase(loss), PhaseConfig(epochs=4, batch_size=4, optim=optim))
     det = [row for row in trainer.history if row["phase"] == "detectors"]
@@ -60,17 +61,19 @@ def test_both_phases_lower_their_losses_and_save(tmp_path):
     for key, value in frozen.items():  # phase 2 leaves the detectors alone
         assert torch.equal(value, model.first.head.state_dict()[key])
     assert (tmp_path / "last.pt").exists() and (tmp_path / "model.safetensors").exists()
-    state = Trainer(build_dynamic_detector(tiny_variant(num_classes=3, input_size=64)), Repeat(batch, 1),
+    assert load_model(tmp_path / "model.safetensors").spec == loaded.spec
+    state = Trainer(new_model(tiny_variant(num_classes=3, input_size=64)), Repeat(batch, 1),
                     tmp_path).load_resume(tmp_path / "last.pt")
     assert state["phase"] == "router" and state["epoch"] == 2
 
 
 def test_the_same_phases_train_a_dy_faster_rcnn(tmp_path):
     torch.manual_seed(0)
-    model = build_cascade(tiny_rcnn_variant(num_classes=3, input_size=64))
+    loaded = new_model(tiny_rcnn_variant(num_classes=3, input_size=64))
+    model = loaded.model
     losses = RCNNCascadeLosses()
     batch = fixed_batch()
-    trainer = Trainer(model, Repeat(batch, 8), tmp_path, ema_decay=0.9)
+    trainer = Trainer(loaded, Repeat(batch, 8), tmp_path, ema_decay=0.9)
     adamw = OptimConfig(optimizer="adamw", lr=0.003, warmup_epochs=0.0, schedule="constant")
     trainer.run(DetectorsPhase(losses), PhaseConfig(epochs=3, batch_size=4, optim=adamw))
     det = [row for row in trainer.history if row["phase"] == "detectors"]
