@@ -16,6 +16,7 @@ import torch
 
 from engine.data.collate import image_boxes
 from engine.losses.detection_loss import DetectionLoss
+from engine.losses.rcnn_loss import per_image_losses
 
 
 @dataclass
@@ -91,7 +92,7 @@ class RCNNCascadeLosses:
     def per_image(self, model: Any, images: torch.Tensor, targets: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s1 = model.stage1(images)
-        first, second = model.per_image_losses(s1, as_box_targets(targets, len(images)))
+        first, second = per_image_losses(model, s1, as_box_targets(targets, len(images)))
         return first.to(s1.scores.device), second.to(s1.scores.device), s1.scores
 
 

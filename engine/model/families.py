@@ -23,8 +23,9 @@ from engine.losses.cascade_losses import AnchorCascadeLosses, CascadeLosses, Los
 from engine.model.arch import YOLO_FAMILY, ArchSpec
 from engine.model.build import build_dynamic_detector
 from engine.model.calibration import Calibration
-from engine.model.rcnn.detector import FAMILY as RCNN_FAMILY
-from engine.model.rcnn.detector import DyFasterRCNN, DyRCNNSpec
+from engine.model.rcnn.build import build_dy_faster_rcnn
+from engine.model.rcnn.spec import FAMILY as RCNN_FAMILY
+from engine.model.rcnn.spec import DyRCNNSpec
 
 #: A spec of either family; ``spec.family`` names it.
 ModelSpec = ArchSpec | DyRCNNSpec
@@ -105,7 +106,7 @@ class Family:
 FAMILIES = {
     YOLO_FAMILY: Family(YOLO_FAMILY, ArchSpec, build_dynamic_detector, AnchorCascadeLosses.for_model,
                         scalable=True, shapes_on_meta=True, reference_checkpoints=True),
-    RCNN_FAMILY: Family(RCNN_FAMILY, DyRCNNSpec, DyFasterRCNN, RCNNCascadeLosses.for_model,
+    RCNN_FAMILY: Family(RCNN_FAMILY, DyRCNNSpec, build_dy_faster_rcnn, RCNNCascadeLosses.for_model,
                         torchvision_init=True),
 }
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from engine.bundled import model_config
 from engine.model.arch import ArchSpec, load_arch
-from engine.model.rcnn.detector import DyRCNNSpec, RCNNSpec
+from engine.model.rcnn.spec import DyRCNNSpec, RCNNSpec
 
 
 def arch_by_name(name: str, **overrides: object) -> ArchSpec:

@@ -11,8 +11,10 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
 from engine.errors import ConfigError
-from engine.model.rcnn.detector import DyFasterRCNN, DyRCNNSpec, RCNNSpec
+from engine.model.rcnn.build import build_dy_faster_rcnn
+from engine.model.rcnn.detector import DyFasterRCNN
 from engine.model.rcnn.resnet import ResNetBody, stage_channels
+from engine.model.rcnn.spec import DyRCNNSpec, RCNNSpec
 
 NUM_CLASSES = 4
 HEIGHT, WIDTH = 96, 128
@@ -35,7 +37,8 @@ def torchvision_reference(seed: int = 0) -> FasterRCNN:
 
 def dynamic_with(state: dict) -> DyFasterRCNN:
     detector = RCNNSpec(depth=18, score_threshold=0.0)
-    model = DyFasterRCNN(DyRCNNSpec(num_classes=NUM_CLASSES, input_size=WIDTH, first=detector, second=detector))
+    model = build_dy_faster_rcnn(DyRCNNSpec(num_classes=NUM_CLASSES, input_size=WIDTH, first=detector,
+                                            second=detector))
     model.first.load_state_dict(state)
     model.second.load_state_dict(state)
     with torch.no_grad():
@@ -120,23 +123,6 @@ def test_training_gives_both_loss_dicts_and_router_scores():
     assert model.second.backbone.body.layer4[0].conv1.weight.grad is not None
     assert model.link.projections["c5"].weight.grad is not None
     assert scores.shape == (2,)
-
-
-def test_per_image_losses_leave_the_model_as_they_found_it():
-    model = dynamic_with(torchvision_reference().state_dict()).eval()
-    images = torch.rand(2, 3, HEIGHT, WIDTH)
-    targets = [{"boxes": torch.tensor([[10.0, 10.0, 50.0, 60.0]]), "labels": torch.tensor([2])},
-               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]
-    samplers = [model.first.rpn.fg_bg_sampler, model.second.roi_heads.fg_bg_sampler]
-    s1 = model.stage1(images)
-    first, second = model.per_image_losses(s1, targets)
-    assert first.shape == second.shape == (2,)
-    assert (first >= 0).all() and (second >= 0).all() and not first.requires_grad
-    again = model.per_image_losses(s1, targets)  # every region counted: no sampling noise
-    assert torch.equal(again[0], first) and torch.equal(again[1], second)
-    assert not any(m.training for m in model.modules())
-    assert [model.first.rpn.fg_bg_sampler, model.second.roi_heads.fg_bg_sampler] == samplers
-    assert samplers[0].batch_size_per_image == 256
 
 
 def test_a_narrow_trunk_keeps_torchvisions_structure():
