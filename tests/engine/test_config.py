@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from engine.bundled import MODEL_CONFIGS as CONFIG_DIR
 from engine.config import from_mapping, load_yaml, with_overrides
 from engine.errors import ConfigError
 from engine.model.arch import ArchSpec, load_arch
-from engine.model.variants import CONFIG_DIR
 
 
 def test_all_shipped_architectures_load():

@@ -74,7 +74,7 @@ def test_the_same_phases_train_a_dy_faster_rcnn(tmp_path):
     losses = RCNNCascadeLosses()
     batch = fixed_batch()
     trainer = Trainer(loaded, Repeat(batch, 8), tmp_path, ema_decay=0.9)
-    adamw = OptimConfig(optimizer="adamw", lr=0.003, warmup_epochs=0.0, schedule="constant")
+    adamw = OptimConfig(optimizer="adamw", lr=0.001, warmup_epochs=0.0, schedule="constant")
     trainer.run(DetectorsPhase(losses), PhaseConfig(epochs=3, batch_size=4, optim=adamw))
     det = [row for row in trainer.history if row["phase"] == "detectors"]
     assert det[-1]["det1"] < 0.8 * det[0]["det1"] and det[-1]["det2"] < 0.8 * det[0]["det2"]
