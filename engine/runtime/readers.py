@@ -11,6 +11,7 @@ import abc
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -95,10 +96,12 @@ class PyAVReader(FrameReader):
 
     def open(self) -> SourceInfo:
         """Open the container and pick its first video stream."""
+        started = time.monotonic()
         try:
             self._container = av.open(self._spec.location, options=self._options(), timeout=self._timeouts)
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"{self._spec.display}: {self._describe_open_error(exc)}") from None
+            waited = time.monotonic() - started
+            raise SourceError(f"{self._spec.display}: {self._describe_open_error(exc, waited)}") from None
         if not self._container.streams.video:
             kinds = sorted({s.type for s in self._container.streams}) or ["nothing"]
             self.close()
@@ -225,9 +228,12 @@ class PyAVReader(FrameReader):
                 f"{self._spec.display}: file is damaged or truncated; skipped unreadable data ({_error_text(exc)})"
             )
 
-    def _describe_open_error(self, exc: Exception) -> str:
+    def _describe_open_error(self, exc: Exception, waited: float) -> str:
         reason = _error_text(exc)
-        if isinstance(exc, av.error.ExitError):
+        # A server that accepts and never answers ends either in our interrupt (ExitError) or, when
+        # FFmpeg's own socket timeout fires first, in whatever its demuxer makes of no data at all.
+        timed_out = self._spec.is_network and waited >= 0.9 * self._timeouts[0]
+        if isinstance(exc, av.error.ExitError) or timed_out:
             return f"no answer within {self._timeouts[0]:g} s"
         if self._spec.is_network:
             return f"cannot open stream ({reason})"
