@@ -28,7 +28,7 @@ demo: setup
 test: setup
 	bash scripts/install_system_deps.sh
 	$(PY) -m ruff check .
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n 2 --dist loadgroup
 
 lint: setup
 	$(PY) -m ruff check .

@@ -43,3 +43,11 @@ def tiny_rcnn_weights(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = new_model(tiny_rcnn_variant(num_classes=3, input_size=64))
     return save_model(tmp_path_factory.mktemp("model") / "tiny-rcnn.safetensors", model)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests (a Ray cluster, an RTSP outage, a wheel build) share one xdist worker: they run one at a
+    time, beside the quick tests of the other worker, never beside each other's load and timing claims."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("slow"))

@@ -118,6 +118,7 @@ def test_recording_survives_kill_9(tiny_weights, tmp_path):
     assert times[-1] >= 4.0 - 2.0
 
 
+@pytest.mark.slow
 def test_rtsp_reconnects_and_keeps_recording(tiny_weights, tmp_path, rtsp_server):
     record = tmp_path / "cam.mp4"
     proc = subprocess.Popen(command(tiny_weights, "--source", rtsp_server.url, "--record", str(record),
