@@ -183,3 +183,23 @@ def test_scores_are_shown_as_ranks_among_the_cameras_recent_frames():
     assert all(d.shown_threshold == pytest.approx(0.3, abs=0.06) for d in late)  # the exit-2 share
     assert all((d.exit == 2) == (d.shown_score < d.shown_threshold) for d in late
                if abs(d.shown_score - d.shown_threshold) > 0.03)
+
+
+def test_a_running_engine_wins_the_gil_back_quickly():
+    """The engine lowers the process's GIL switch interval (never raises one set lower)."""
+    import sys
+
+    from engine.runtime.shared_engine import ENGINE_SWITCH_INTERVAL_S
+
+    previous = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        engine = start([Lane("a", filled(2), [Collect()], live=False)])
+        assert engine.join(10)
+        assert sys.getswitchinterval() == pytest.approx(ENGINE_SWITCH_INTERVAL_S)
+        sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_S / 2)
+        engine = start([Lane("a", filled(2), [Collect()], live=False)])
+        assert engine.join(10)
+        assert sys.getswitchinterval() == pytest.approx(ENGINE_SWITCH_INTERVAL_S / 2)
+    finally:
+        sys.setswitchinterval(previous)
