@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.gui.camera_grid import CameraGrid
 from app.gui.camera_telemetry import CameraTelemetry
@@ -44,15 +44,7 @@ class CameraWindow(AppWindow):
         column.addWidget(hint)
         column.addStretch(1)
         self.panel = panel
-        left = QVBoxLayout()
-        left.addWidget(self.banner)
-        left.addWidget(self.grid, 1)
-        central = QWidget()
-        columns = QHBoxLayout(central)
-        columns.setContentsMargins(6, 6, 6, 6)
-        columns.addLayout(left, 1)
-        columns.addWidget(panel)
-        self.setCentralWidget(central)
+        self._lay_out(self.grid, panel)
 
     def _add_shortcuts(self) -> None:
         bindings = {

@@ -70,6 +70,18 @@ class AppWindow(QMainWindow):
         """The widgets full screen hides (everything but the pictures)."""
         raise NotImplementedError
 
+    def _lay_out(self, pictures: QWidget, panel: QWidget) -> None:
+        """The window's one layout: the error banner over the pictures on the left, the side panel on the right."""
+        left = QVBoxLayout()
+        left.addWidget(self.banner)
+        left.addWidget(pictures, 1)
+        central = QWidget()
+        columns = QHBoxLayout(central)
+        columns.setContentsMargins(6, 6, 6, 6)
+        columns.addLayout(left, 1)
+        columns.addWidget(panel)
+        self.setCentralWidget(central)
+
     def show_error(self, text: str) -> None:
         """Show a problem in the window (the banner); the terminal is not where users look."""
         self.banner.show_message(text)
@@ -143,15 +155,7 @@ class MainWindow(AppWindow):
         self.splitter.setStretchFactor(1, 0)
         self.splitter.setCollapsible(0, False)
         self.splitter.setSizes([10_000, TELEMETRY_HEIGHT])  # the video takes whatever is left
-        left = QVBoxLayout()
-        left.addWidget(self.banner)
-        left.addWidget(self.splitter, 1)
-        central = QWidget()
-        columns = QHBoxLayout(central)
-        columns.setContentsMargins(6, 6, 6, 6)
-        columns.addLayout(left, 1)
-        columns.addWidget(self.controls)
-        self.setCentralWidget(central)
+        self._lay_out(self.splitter, self.controls)
 
     def _add_shortcuts(self) -> None:
         playback, routing = self.controls.playback, self.controls.routing
