@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QTimer
+from PyQt6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 from PyQt6.QtWidgets import QApplication, QMainWindow
 
 from app.gui.camera_window import CameraWindow
@@ -127,6 +127,10 @@ def _run(app: QApplication, window: QMainWindow, session: Session | MultiSession
     session.shutdown()
     if hook is not None and hook.exit_code and hook.error:
         print(f"error: {hook.error}", file=sys.stderr)
+    # Widgets go before the application, in Qt's own order: left to Python's exit, the
+    # QApplication could be destroyed while the window still exists (a crash at exit).
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     return hook.exit_code if hook is not None else code
 
 
