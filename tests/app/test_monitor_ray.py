@@ -8,6 +8,7 @@ on in one file. Also: the bad inputs, and a local fleet that listens on loopback
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import ipaddress
 import json
@@ -86,6 +87,18 @@ def start_driver(config: Path, address: str, env: dict, log: Path, *args: str) -
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, env=env, cwd=ROOT)
 
 
+@contextlib.contextmanager
+def running_driver(config: Path, address: str, env: dict, log: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """A driver process that is killed on the way out if the test has not ended it."""
+    driver = start_driver(config, address, env, log, *args)
+    try:
+        yield driver
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(10)
+
+
 def events_of(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -122,8 +135,7 @@ def test_a_lost_node_moves_its_cameras(tiny_weights, tmp_path, ray_cluster, ray_
     config = write_config(tmp_path / "cameras.yaml", tiny_weights, cameras, budget="{target_fps: 12}")
     # --duration only bounds a run that goes wrong: the test stops the driver as a user would, with a
     # signal, as soon as every camera has shown events from after the loss.
-    driver = start_driver(config, address, ray_env, tmp_path / "driver.log", "--duration", "150")
-    try:
+    with running_driver(config, address, ray_env, tmp_path / "driver.log", "--duration", "150") as driver:
         names = [c["name"] for c in cameras]
         wait_for(lambda: all(len(events_of(tmp_path / f"{n}.jsonl")) >= 5 for n in names), 150,
                  "every camera's first events")
@@ -134,10 +146,6 @@ def test_a_lost_node_moves_its_cameras(tiny_weights, tmp_path, ray_cluster, ray_
                              for n in names), 60, "events of every camera after the loss")
         driver.terminate()
         out, _ = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait(10)
     log = (tmp_path / "driver.log").read_text()
     assert driver.returncode == 0, log
     summary = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
@@ -165,13 +173,10 @@ def assert_driver_kill_leaves_no_actor(tmp_path: Path, weights: Path, address: s
     config = write_config(tmp_path / "short.yaml", weights, [
         {"name": "gate", "source": str(tmp_path / "gate.mp4"), "realtime": True, "loop": True,
          "events": str(tmp_path / "short.jsonl")}])
-    driver = start_driver(config, address, env, tmp_path / "short.log", "--duration", "120")
-    try:
+    with running_driver(config, address, env, tmp_path / "short.log", "--duration", "120"):
         wait_for(lambda: len(events_of(tmp_path / "short.jsonl")) >= 3, 120, "the short run's events")
         assert engine_processes()
-    finally:
-        driver.kill()
-        driver.wait(10)
+    # leaving the block killed the driver outright (SIGKILL)
     wait_for(lambda: not engine_processes(), 30, "the killed driver's node engines to end")
 
 
@@ -198,8 +203,7 @@ def test_a_local_fleet_listens_on_loopback_only(tiny_weights, tmp_path, ray_env)
         {"name": "a", "source": str(tmp_path / "a.mp4"), "realtime": True, "loop": True,
          "events": str(tmp_path / "a.jsonl")}])
     env = {k: v for k, v in ray_env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}  # the fleet's own
-    driver = start_driver(config, "local", env, tmp_path / "driver.log", "--duration", "40")
-    try:
+    with running_driver(config, "local", env, tmp_path / "driver.log", "--duration", "40") as driver:
         wait_for(lambda: len(events_of(tmp_path / "a.jsonl")) >= 5, 150, "the camera's first events")
         pids = [driver.pid, *descendants(driver.pid)]
         listening = listening_addresses(pids)
@@ -209,10 +213,6 @@ def test_a_local_fleet_listens_on_loopback_only(tiny_weights, tmp_path, ray_env)
         assert 8265 not in {port for _, port in listening}  # no dashboard
         driver.terminate()
         out, _ = driver.communicate(timeout=60)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait(10)
     assert json.loads([line for line in out.splitlines() if line.startswith("{")][-1])["exit_reason"] == "signal"
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids[1:]), 30, "the local cluster to stop")
 

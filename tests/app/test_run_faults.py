@@ -12,23 +12,22 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from tests.app.test_run_cli import ROOT, command, summary_of, wait_for_content
+from tests.app.test_run_cli import ROOT, command, run_cli, summary_of, wait_for_content
 from tests.support.media import make_video, read_times
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def run_in_process(weights: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str]:
-    code = main(["run", "--weights", str(weights), "--backend", "torch", "--no-progress", *args])
-    out, err = capsys.readouterr()
-    return code, summary_of(out), err
+def run_in_process(weights: Path, *args: str) -> tuple[int, dict, str]:
+    result = run_cli(weights, *args)
+    return result.returncode, summary_of(result.stdout), result.stderr
 
 
-def test_events_on_a_full_disk_go_on_without_the_log(tiny_weights, tmp_path, capsys, caplog):
+def test_events_on_a_full_disk_go_on_without_the_log(tiny_weights, tmp_path, caplog):
     video = tmp_path / "in.mp4"
     make_video(video, frames=12, fps=10, size=(64, 48))
     with caplog.at_level("WARNING"):
-        code, summary, err = run_in_process(tiny_weights, capsys, "--source", str(video),
+        code, summary, err = run_in_process(tiny_weights, "--source", str(video),
                                             "--events", "/dev/full", "--snapshot-dir", str(tmp_path / "snaps"))
     assert code == 0, err
     assert summary["frames_processed"] == 12 and summary["exit_reason"] == "eof"
@@ -39,7 +38,7 @@ def test_events_on_a_full_disk_go_on_without_the_log(tiny_weights, tmp_path, cap
     assert "Traceback" not in err
 
 
-def test_recording_on_a_full_disk_counts_what_the_file_holds(tiny_weights, tmp_path, small_disk, capsys, caplog):
+def test_recording_on_a_full_disk_counts_what_the_file_holds(tiny_weights, tmp_path, small_disk, caplog):
     video = tmp_path / "in.mp4"
     make_video(video, frames=150, fps=15, size=(320, 240))
     # Leave room for a few fragments (the first is about 20 kB), far less than the run writes (about 210 kB).
@@ -48,7 +47,7 @@ def test_recording_on_a_full_disk_counts_what_the_file_holds(tiny_weights, tmp_p
     filler.write_bytes(b"\0" * max(0, stats.f_bavail * stats.f_frsize - 60_000))
     record = small_disk / "out.mp4"
     with caplog.at_level("WARNING"):
-        code, summary, err = run_in_process(tiny_weights, capsys, "--source", str(video), "--record", str(record))
+        code, summary, err = run_in_process(tiny_weights, "--source", str(video), "--record", str(record))
     assert code == 0, err
     assert summary["frames_processed"] == 150, "processing goes on"
     kept = len(read_times(record))
@@ -80,19 +79,19 @@ def test_every_command_refuses_non_finite_floats(argv, capsys):
     assert len(err) == 1 and err[0].startswith("error:"), err
 
 
-def test_max_frames_in_all_frames_mode_drops_nothing(tiny_weights, tmp_path, capsys):
+def test_max_frames_in_all_frames_mode_drops_nothing(tiny_weights, tmp_path):
     video = tmp_path / "in.mp4"
     make_video(video, frames=40, fps=10, size=(64, 48))
-    code, summary, err = run_in_process(tiny_weights, capsys, "--source", str(video), "--max-frames", "5")
+    code, summary, err = run_in_process(tiny_weights, "--source", str(video), "--max-frames", "5")
     assert code == 0, err
     assert summary["exit_reason"] == "max_frames" and summary["frames_processed"] == 5
     assert summary["frames_dropped"] == 0, "frames in flight at the stop are not drops"
 
 
-def test_max_frames_records_and_logs_exactly_that_many(tiny_weights, tmp_path, capsys):
+def test_max_frames_records_and_logs_exactly_that_many(tiny_weights, tmp_path):
     video, record, events = tmp_path / "in.mp4", tmp_path / "out.mp4", tmp_path / "ev.jsonl"
     make_video(video, frames=40, fps=10, size=(64, 48))
-    code, summary, err = run_in_process(tiny_weights, capsys, "--source", str(video), "--max-frames", "5",
+    code, summary, err = run_in_process(tiny_weights, "--source", str(video), "--max-frames", "5",
                                         "--record", str(record), "--events", str(events))
     assert code == 0, err
     assert summary["frames_processed"] == summary["frames_recorded"] == 5
