@@ -3,6 +3,7 @@
     python scripts/bench_monitor.py allocation   # 2 calm + 2 busy generated cameras, all frames
     python scripts/bench_monitor.py live         # the same cameras in real time
     python scripts/bench_monitor.py scale        # 1..16 cameras at 640x360, 15 fps, 5 fps processed each
+    python scripts/bench_monitor.py scale --workers 1,2   # the same, one engine worker against two
 
 Every figure of one invocation comes from the same process and the same loaded model, so the
 ratios between rows are comparable even on a noisy machine. Clips are generated once into
@@ -18,6 +19,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -167,22 +170,38 @@ def thread_cpu() -> dict[str, float]:
     return kinds
 
 
-def scale(loaded: LoadedPredictor, seconds: float, batch: int, counts: list[int], track: bool = True) -> None:
-    """N cameras at 640x360/15 fps, each processed at 5 fps: does any fall behind, and what limits?"""
+def scale(models: dict[int, LoadedPredictor], seconds: float, batch: int, counts: list[int],
+          track: bool = True, rounds: int = 1) -> None:
+    """N cameras at 640x360/15 fps, each processed at 5 fps: does any fall behind, and what limits?
+
+    With several worker counts, each camera count runs once per worker count, back to back, for
+    ``rounds`` rounds; the last lines give each setting's median over the rounds (this machine
+    kind's speed drifts by up to 2x over minutes, so only settings run side by side compare).
+    """
     base = rss_mb()
+    rows: dict[tuple[int, int], list[dict]] = {}
     for count in counts:
         cameras = [CameraSettings(name=f"cam{i}", source=str(clip(f"scale{i % 4}", (0.0, 1.0), 7300 + i % 4, 450)),
                                   realtime=True, loop=True, fps=5.0, track=track) for i in range(count)]
-        sampler = _ThreadSampler()
-        sampler.start()
-        result = run_fleet(loaded, cameras, RoutingMode("target_fps", 5.0 * count), "global", duration=seconds,
-                           batch=batch)
-        busy = sampler.stop()
-        slowest = min(c["fps"] for c in result["cameras"].values())
-        print(json.dumps({"cameras": count, "batch": batch, "track": track, "total_fps": result["fps"],
-                          "slowest_camera_fps": slowest,
-                          "exit2": result["exit2"], "cpu_ms_per_frame": result["cpu_ms_per_frame"],
-                          "rss_mb_over_base": round(rss_mb() - base, 1), "cpu_share_by_thread": busy}), flush=True)
+        for round_ in range(rounds):
+            for workers, loaded in models.items():
+                sampler = _ThreadSampler()
+                sampler.start()
+                result = run_fleet(loaded, cameras, RoutingMode("target_fps", 5.0 * count), "global",
+                                   duration=seconds, batch=batch)
+                busy = sampler.stop()
+                row = {"cameras": count, "workers": workers, "round": round_, "batch": batch, "track": track,
+                       "total_fps": result["fps"],
+                       "slowest_camera_fps": min(c["fps"] for c in result["cameras"].values()),
+                       "exit2": result["exit2"], "cpu_ms_per_frame": result["cpu_ms_per_frame"],
+                       "rss_mb_over_base": round(rss_mb() - base, 1), "cpu_share_by_thread": busy}
+                rows.setdefault((count, workers), []).append(row)
+                print(json.dumps(row), flush=True)
+    if rounds > 1:
+        for (count, workers), runs in rows.items():
+            median = {key: round(float(np.median([r[key] for r in runs])), 3)
+                      for key in ("total_fps", "slowest_camera_fps", "exit2", "cpu_ms_per_frame")}
+            print(json.dumps({"cameras": count, "workers": workers, "median_of_rounds": rounds, **median}), flush=True)
 
 
 class _ThreadSampler:
@@ -220,17 +239,25 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="scale: most cameras' frames per model call")
     parser.add_argument("--counts", default="1,2,4,8,16", help="scale: camera counts to run")
     parser.add_argument("--no-track", action="store_true", help="scale: cameras without tracking")
+    parser.add_argument("--rounds", type=int, default=1, help="scale: rounds of every setting, side by side")
+    parser.add_argument("--workers", default="auto",
+                        help="engine workers (auto: the backend's default); scale: a comma list to compare")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    loaded = load_predictor(args.weights, backend=args.backend)
+    counts = [None if w == "auto" else int(w) for w in args.workers.split(",")]
+    models = {}
+    for workers in counts:
+        loaded = load_predictor(args.weights, backend=args.backend, workers=workers)
+        models[loaded.predictor.workers] = loaded
     print(json.dumps({"weights": args.weights, "backend": loaded.predictor.backend.name,
-                      "cpus": os.cpu_count()}), flush=True)
+                      "workers": list(models), "cpus": os.cpu_count()}), flush=True)
     if args.which == "allocation":
         allocation(loaded, args.frames)
     elif args.which == "live":
         live(loaded, args.frames)
     else:
-        scale(loaded, args.seconds, args.batch, [int(c) for c in args.counts.split(",")], track=not args.no_track)
+        scale(models, args.seconds, args.batch, [int(c) for c in args.counts.split(",")], track=not args.no_track,
+              rounds=args.rounds)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ def check_positive(name: str, value: float | None) -> None:
 
 
 def add_model_arguments(parser) -> None:
-    """--weights/--config/--backend/--imgsz/--conf/--iou/--threads/--names, shared by the streaming commands."""
+    """--weights/--config/--backend/--imgsz/--conf/--iou/--threads/--workers/--names, shared by the streaming
+    commands."""
     parser.add_argument("--weights", help="model file (default: the bundled model)")
     parser.add_argument("--config", help="architecture YAML for reference checkpoints (ours or theirs)")
     parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto",
@@ -88,18 +89,25 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--conf", type=finite_float, default=0.25, help="confidence threshold")
     parser.add_argument("--iou", type=finite_float, default=0.45,
                         help="NMS IoU threshold (YOLO family; Faster R-CNN applies its own)")
-    parser.add_argument("--threads", type=int, help="inference threads (default: backend's choice)")
+    parser.add_argument("--threads", type=int, help="inference threads per worker (default: backend's choice)")
+    parser.add_argument("--workers", type=int,
+                        help="frames the engine runs at once, each on its own thread (default: 2 for ONNX Runtime "
+                             "and OpenVINO on a CPU with 2 or more cores, else 1)")
     parser.add_argument("--names", help="class names for the model: a YAML list, or a data.yaml (its names)")
 
 
 def model_options(args) -> ModelOptions:
     """The model options of a command's arguments (see :func:`add_model_arguments`)."""
     return ModelOptions(weights=args.weights, config=args.config, backend=args.backend, imgsz=args.imgsz,
-                        conf=args.conf, iou=args.iou, threads=args.threads, names=args.names)
+                        conf=args.conf, iou=args.iou, threads=args.threads, names=args.names,
+                        workers=getattr(args, "workers", None))
 
 
-def load_model(options: ModelOptions):
+def load_model(options: ModelOptions, *, engine: bool = False):
     """A predictor for ``options`` (the bundled model when no weights are named), options checked first.
+
+    ``engine``: the predictor is for the streaming engine, which runs ``options.workers`` frames at
+    once (None: the backend's default); otherwise one caller uses it, with every inference thread.
 
     Returns:
         :class:`engine.model.loading.LoadedPredictor`.
@@ -107,7 +115,7 @@ def load_model(options: ModelOptions):
     weights = options.weights or default_weights()
     return load_predictor(weights, config=resolve_config(options.config), backend=options.backend,
                           imgsz=options.imgsz, conf=options.conf, iou=options.iou, threads=options.threads,
-                          names=options.names)
+                          names=options.names, workers=options.workers if engine else 1)
 
 
 def finite_float(text: str) -> float:

@@ -58,7 +58,7 @@ def _monitor(args: argparse.Namespace, stop: threading.Event) -> int:
     check_backend_available(config.model.backend)
     if args.ray:
         return _monitor_fleet(args, config, stop)
-    loaded = load_model(config.model)
+    loaded = load_model(config.model, engine=True)
     for camera in config.cameras:
         unknown = [c for c in camera.classes if c not in loaded.class_names]
         if unknown:

@@ -79,7 +79,7 @@ def _run(options: RunOptions, stop: threading.Event) -> int:
     if info is not None:  # live sources are checked on their first frame, by the engine
         for zone in options.zones:
             zone.check_frame(info.width, info.height)
-    loaded = load_model(options.model)
+    loaded = load_model(options.model, engine=True)
     _check_names(options, loaded.class_names)
     pipeline = _pipeline(options, loaded)
     sinks = _open_sinks(options, pipeline)

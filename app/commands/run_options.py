@@ -75,7 +75,8 @@ class RunOptions:
         if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
             raise UserError(f"--metrics-port must be a TCP port (1-65535), got {self.metrics_port}")
         model = self.model
-        check_model_options(imgsz=model.imgsz, conf=model.conf, iou=model.iou, threads=model.threads)
+        check_model_options(imgsz=model.imgsz, conf=model.conf, iou=model.iou, threads=model.threads,
+                            workers=model.workers)
         if not self.track:
             needs = [option for option, value in (("--object-events", self.object_events),
                                                   ("--zone", any(z.polygon for z in self.zones)),

@@ -79,6 +79,6 @@ class ModelLoader(QObject):
 def _load(choice: ModelChoice) -> LoadedModel:
     from app.commands.common import default_weights, load_model
 
-    loaded = load_model(choice)
+    loaded = load_model(choice, engine=True)
     path = choice.weights or str(default_weights())
     return LoadedModel(choice, loaded.predictor, loaded.class_names, loaded.calibration, path)

@@ -86,7 +86,9 @@ class NodeEngine:
     def __init__(self, model: ModelOptions, weights: str, config: str | None, allocation: Allocation,
                  max_batch: int = 1) -> None:
         loaded = load_predictor(weights, config=config, backend=model.backend, imgsz=model.imgsz, conf=model.conf,
-                                iou=model.iou, threads=model.threads)
+                                iou=model.iou, threads=model.threads,
+                                # A node's actor holds its own CPUs: one frame at a time unless told.
+                                workers=model.workers or 1)
         self.predictor = loaded.predictor
         self.calibration = loaded.calibration
         self.allocation = allocation

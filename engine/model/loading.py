@@ -34,8 +34,9 @@ class ModelOptions:
     imgsz: int | None = None
     conf: float = 0.25
     iou: float = 0.45
-    threads: int | None = None
+    threads: int | None = None  # per inference worker
     names: str | None = None  # a YAML list of class names, or a data.yaml, replacing the model's own
+    workers: int | None = None  # frames the engine runs at once (None: the backend's default)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,11 @@ class LoadedPredictor:
     calibration: Calibration | None
 
 
-def check_model_options(*, imgsz: int | None, conf: float, iou: float, threads: int | None) -> None:
+def check_model_options(*, imgsz: int | None, conf: float, iou: float, threads: int | None,
+                        workers: int | None = None) -> None:
     """The model options' ranges; each problem is one UserError line naming the option."""
+    if workers is not None and workers <= 0:
+        raise UserError(f"--workers must be positive, got {workers}")
     for name, value in (("conf", conf), ("iou", iou)):
         if not (math.isfinite(value) and 0 <= value <= 1):
             raise UserError(f"--{name} must be between 0 and 1, got {value}")
@@ -60,7 +64,8 @@ def check_model_options(*, imgsz: int | None, conf: float, iou: float, threads: 
 
 def load_predictor(weights: str | Path, *, config: str | Path | None = None, backend: str = "auto",
                    imgsz: int | None = None, conf: float = 0.25, iou: float = 0.45,
-                   threads: int | None = None, names: str | Path | None = None) -> LoadedPredictor:
+                   threads: int | None = None, names: str | Path | None = None,
+                   workers: int | None = 1) -> LoadedPredictor:
     """Load ``weights`` (our model files or reference checkpoints) onto ``backend``.
 
     Args:
@@ -69,7 +74,9 @@ def load_predictor(weights: str | Path, *, config: str | Path | None = None, bac
         backend: a name from :data:`engine.model.backends.BACKEND_NAMES`.
         imgsz: network input size (None: the model's own).
         conf, iou: confidence and NMS IoU thresholds.
-        threads: inference threads (None: the backend's choice).
+        threads: inference threads per worker (None: the backend's choice, shared out among the workers).
+        workers: how many threads will call the predictor at once (the engine's workers; 1 for
+            one caller, None: :func:`~engine.model.backends.default_workers` for this backend).
         names: a YAML file with the class names (a list, or a data.yaml's ``names``), for a model
             file that lacks them or has placeholders; their count must match the model's.
 
@@ -81,16 +88,23 @@ def load_predictor(weights: str | Path, *, config: str | Path | None = None, bac
     from engine.model.predictor import Predictor
     from engine.model.score_scale import readable_calibration
 
-    check_model_options(imgsz=imgsz, conf=conf, iou=iou, threads=threads)
+    check_model_options(imgsz=imgsz, conf=conf, iou=iou, threads=threads, workers=workers)
     weights = Path(weights)
     loaded = load_model(weights, config)
     model = loaded.model
+    if workers is None:
+        workers = backends.default_workers(loaded, backend)
+    if threads is None and workers > 1:
+        from engine.model.onnx_backend import default_threads
+
+        threads = max(1, default_threads() // workers)
     size = imgsz or model.input_size
     class_names = tuple(model.class_names) if names is None else read_class_names(names, len(model.class_names))
     staged = backends.make_backend(loaded, backend, threads=threads, weights_path=weights)
     # Everything downstream (thresholds, the controller, events, badges) reads the readable score.
     scale, calibration = readable_calibration(loaded.calibration)
-    predictor = Predictor(staged, class_names, size, conf, iou, stride=model.stride, score_scale=scale)
+    predictor = Predictor(staged, class_names, size, conf, iou, stride=model.stride, score_scale=scale,
+                          workers=workers)
     return LoadedPredictor(predictor, class_names, calibration)
 
 

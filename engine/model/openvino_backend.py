@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,10 @@ class OpenVinoStage1State:
 
 
 class _StaticGraph:
-    """One ONNX graph, compiled once per distinct set of input shapes (least recently used out)."""
+    """One ONNX graph, compiled once per distinct set of input shapes (least recently used out).
+
+    Threads may run it at once: each calling thread has its own infer request per compiled shape.
+    """
 
     def __init__(self, core: ov.Core, path: Path, config: dict[str, object]) -> None:
         self.core = core
@@ -48,25 +52,40 @@ class _StaticGraph:
         self.config = config
         self.inputs = [i.get_any_name() for i in self.model.inputs]
         self.outputs = [o.get_any_name() for o in self.model.outputs]
-        self._compiled: OrderedDict[tuple, tuple[ov.CompiledModel, ov.InferRequest]] = OrderedDict()
+        self._compiled: OrderedDict[tuple, ov.CompiledModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._local = threading.local()  # the calling thread's {shapes: (compiled, request)}
 
-    def compiled(self, shapes: tuple[tuple[int, ...], ...]) -> tuple[ov.CompiledModel, ov.InferRequest]:
-        entry = self._compiled.get(shapes)
-        if entry is None:
-            model = self.model.clone()
-            model.reshape({name: ov.PartialShape(list(shape)) for name, shape in zip(self.inputs, shapes)})
-            compiled = self.core.compile_model(model, "CPU", self.config)
-            entry = (compiled, compiled.create_infer_request())
-            self._compiled[shapes] = entry
-            if len(self._compiled) > MAX_SHAPES:
-                self._compiled.popitem(last=False)
-        else:
-            self._compiled.move_to_end(shapes)
-        return entry
+    def compiled(self, shapes: tuple[tuple[int, ...], ...]) -> ov.CompiledModel:
+        with self._lock:
+            compiled = self._compiled.get(shapes)
+            if compiled is None:
+                model = self.model.clone()
+                model.reshape({name: ov.PartialShape(list(shape)) for name, shape in zip(self.inputs, shapes)})
+                compiled = self.core.compile_model(model, "CPU", self.config)
+                self._compiled[shapes] = compiled
+                if len(self._compiled) > MAX_SHAPES:
+                    self._compiled.popitem(last=False)
+            else:
+                self._compiled.move_to_end(shapes)
+            return compiled
+
+    def request(self, shapes: tuple[tuple[int, ...], ...]) -> ov.InferRequest:
+        """This thread's infer request for ``shapes`` (a new one when the compiled graph changed)."""
+        requests = getattr(self._local, "requests", None)
+        if requests is None:
+            requests = self._local.requests = {}
+        compiled = self.compiled(shapes)
+        entry = requests.get(shapes)
+        if entry is None or entry[0] is not compiled:
+            entry = requests[shapes] = (compiled, compiled.create_infer_request())
+            if len(requests) > MAX_SHAPES:
+                requests.pop(next(iter(requests)))
+        return entry[1]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         arrays = [feeds[name] for name in self.inputs]
-        _, request = self.compiled(tuple(a.shape for a in arrays))
+        request = self.request(tuple(a.shape for a in arrays))
         # share_inputs: OpenVINO reads the arrays in place; outputs are copied out of the
         # request's buffers, which the next run of this shape overwrites.
         result = request.infer(dict(zip(self.inputs, arrays)), share_inputs=True, share_outputs=False)
@@ -150,7 +169,7 @@ class OpenVinoBackend:
     def compiled_precision(self, graph: str = "stage1") -> str | None:
         """The precision OpenVINO compiled ``graph`` with (None before its first run)."""
         compiled = next(iter(self._graphs[graph]._compiled.values()), None)
-        return None if compiled is None else _type_name(compiled[0].get_property("INFERENCE_PRECISION_HINT"))
+        return None if compiled is None else _type_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
 
     def _exit(self, graph: str, state: OpenVinoStage1State, index: np.ndarray | None) -> torch.Tensor:
         names = self._graphs[graph].inputs

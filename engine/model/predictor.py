@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,14 +26,17 @@ class Predictor:
         imgsz: longer side of the network input; sides are padded to a multiple of ``stride``.
         score_scale: maps the router's raw scores onto the readable scale that thresholds, events
             and displays use (see :mod:`engine.model.score_scale`); None keeps them raw.
+        workers: how many threads the backend was opened to serve at once (the engine runs
+            that many; see :class:`~engine.runtime.shared_engine.SharedEngine`).
 
-    The input batch is one buffer reused from call to call, so one thread owns a predictor
-    (the engine thread does).
+    Several threads may call one predictor at once when its backend allows it (``workers``
+    says for how many it was opened, see :func:`engine.model.loading.load_predictor`): each
+    thread letterboxes into its own reused input buffer.
     """
 
     def __init__(self, backend: StagedBackend, class_names: Sequence[str], imgsz: int = 640,
                  conf_threshold: float = 0.25, iou_threshold: float = 0.45, max_detections: int = 300,
-                 stride: int = 32, score_scale: ScoreScale | None = None) -> None:
+                 stride: int = 32, score_scale: ScoreScale | None = None, workers: int = 1) -> None:
         self.backend = backend
         self.class_names = tuple(class_names)
         self.imgsz = imgsz
@@ -41,14 +45,16 @@ class Predictor:
         self.max_detections = max_detections
         self.stride = stride
         self.score_scale = score_scale
-        self._packer = InputPacker(imgsz, stride)
+        self.workers = workers
+        self._local = threading.local()  # each calling thread's InputPacker
 
     def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
         """The ``[N, 3, H, W]`` float32 batch (a reused buffer, valid until the next call) and
         each image's letterbox."""
-        if self._packer.imgsz != self.imgsz or self._packer.stride != self.stride:
-            self._packer = InputPacker(self.imgsz, self.stride)
-        return self._packer.pack(images)
+        packer = getattr(self._local, "packer", None)
+        if packer is None or packer.imgsz != self.imgsz or packer.stride != self.stride:
+            packer = self._local.packer = InputPacker(self.imgsz, self.stride)
+        return packer.pack(images)
 
     def predict(self, images: Sequence[np.ndarray], threshold: float | Sequence[float] = 0.5,
                 route: Route | Sequence[Route] = "auto") -> list[Detections]:

@@ -89,8 +89,9 @@ class CameraMetricsSink:
         self.error: str | None = None
 
     def offer(self, result: Result) -> None:
-        self.metrics.observe(self.camera, result)
+        # Gauges first: a scrape that sees a camera's first frame counted also sees its gauges.
         self.metrics.update(self.stats())
+        self.metrics.observe(self.camera, result)
 
     def close(self) -> None:
         """Nothing of its own to release."""

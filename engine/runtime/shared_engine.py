@@ -1,27 +1,34 @@
-"""One engine thread for many cameras: the only thread that touches the model.
+"""One engine for many cameras: its worker threads are the only threads that touch the model.
 
 Each camera is a *lane*: an input queue fed by its capture (through a fan-out in live mode), a
 frame-rate cap, and its own outputs. The engine holds at most one pending frame per lane and
-repeatedly processes the *due* lane that has waited longest since its last frame:
+repeatedly processes the *due* lane that is longest overdue:
 
 * live lanes keep only their newest frame (older ones are counted as dropped), so lag never
   builds up; all-frames lanes take their frames in order, with back-pressure on their capture;
-* a lane's ``fps`` cap makes it due at most that often;
+* a lane's ``fps`` cap makes it due at most that often, on a fixed grid of slots;
 * a lane that is offline, stalled or reconnecting simply has no pending frame and is passed
   over: it never holds up the others;
 * a lane whose input ends closes its outputs with that end (the failure travels in it) and
   the engine carries on with the rest; the engine ends when every lane has ended.
 
 Routing comes from an :class:`~engine.runtime.allocation.Allocator` (one budget, allocated
-globally or per camera). A lane that tracks runs its tracker right after detection, in this
-thread, so recordings, events, the GUI and track-aware routing all see the same track ids.
-Frames run one at a time: on this project's CPUs batching several cameras' frames per call was
-measured slower per image than batch 1.
+globally or per camera). A lane that tracks hands its results to the tracking stage, so
+recordings, events, the GUI and track-aware routing all see the same track ids.
+
+*Workers*: the engine runs one or more threads that share the predictor, each taking the next
+due frame, so one frame's Python work (letterbox, NMS, publishing) overlaps another's inference.
+On a 2-core CPU two single-threaded inference calls at once ran the predictor 1.3-1.6x faster
+than one call on two threads: a 320-pixel network does not keep two cores busy from inside one
+call. A lane may have several frames in flight; its results are still published in frame order.
+Batching several cameras' frames per call was measured slower per image than batch 1 on the
+CPU (``max_batch`` is for GPUs).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import sys
 import threading
@@ -40,9 +47,9 @@ from engine.runtime.frames import Frame, Result
 from engine.runtime.latency import LatencyHistogram
 from engine.runtime.outputs import ResultOutput
 from engine.runtime.queues import StreamEnd
-from engine.runtime.routing import RoutingMode
+from engine.runtime.routing import Decision, RoutingMode
 from engine.runtime.tracking_stage import TrackingStage
-from engine.runtime.worker import Worker
+from engine.runtime.worker import POLL_SECONDS, Worker
 
 if TYPE_CHECKING:  # the predictor brings torch; torch-free importers only need the types
     from engine.model.predictor import Predictor
@@ -136,9 +143,19 @@ class Lane:
     pending: Frame | None = field(default=None, init=False)
     end: StreamEnd | None = field(default=None, init=False)
     closed: bool = field(default=False, init=False)
-    last_start: float = field(default=-float("inf"), init=False)
+    next_due: float = field(default=-float("inf"), init=False)  # when the next frame may start
     last_frame: Frame | None = field(default=None, init=False)
     source_ms: float | None = field(default=None, init=False)
+    taken: int = field(default=0, init=False)  # frames handed to workers
+    published: int = field(default=0, init=False)  # of those, results published (in order)
+
+    @property
+    def in_flight(self) -> int:
+        return self.taken - self.published
+
+    @property
+    def at_limit(self) -> bool:
+        return self.max_frames is not None and self.taken >= self.max_frames
 
     @property
     def min_interval(self) -> float:
@@ -161,7 +178,31 @@ class Lane:
 
     def due_in(self, now: float) -> float | None:
         """Seconds until the pending frame may run (<= 0: now); None without a pending frame."""
-        return None if self.pending is None else self.last_start + self.min_interval - now
+        return None if self.pending is None else self.next_due - now
+
+    def schedule_next(self, now: float) -> None:
+        """A frame starts ``now``: the next one is due one interval after this one's slot.
+
+        Capped lanes keep to their grid of slots, so a frame that started a little late (other
+        cameras were due first) does not push every later slot back: at 16 cameras capped at
+        5 fps, timing from each start instead lost 10% of every camera's rate. A lane more than
+        half an interval behind (a stalled source) restarts its grid from now.
+        """
+        interval = self.min_interval
+        if self.next_due == -math.inf:
+            self.next_due = now + interval
+        else:
+            self.next_due = max(self.next_due + interval, now + interval / 2)
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """A frame a worker took: its lane, its place in the lane's order and its routing."""
+
+    lane: Lane
+    frame: Frame
+    sequence: int
+    decision: Decision
 
 
 class _LaneCounters:
@@ -179,7 +220,8 @@ class SharedEngine(Worker):
     """Runs the predictor over the frames of every lane, under one allocated exit-2 budget.
 
     Args:
-        predictor: the model and its backend; used from this worker's thread only.
+        predictor: the model and its backend, shared by the workers (it must accept calls from
+            ``workers`` threads at once: see :func:`engine.model.loading.load_predictor`).
         lanes: the cameras.
         allocator: routing decisions (owns the rate controller).
         pace: with a target rate that exit 2 alone exceeds, hold the target instead of
@@ -187,12 +229,17 @@ class SharedEngine(Worker):
         max_batch: run up to this many due cameras' frames in one call, each with its own
             camera's threshold (per-sample routing). 1 (the default) on CPUs, where batching
             was measured slower per image; larger batches pay on a GPU.
+        workers: threads running the predictor at once (None: the predictor's ``workers``, 1 if
+            it has none).
     """
 
     def __init__(self, predictor: Predictor, lanes: Sequence[Lane], allocator: Allocator,
-                 pace: bool = True, max_batch: int = 1) -> None:
+                 pace: bool = True, max_batch: int = 1, workers: int | None = None) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        workers = workers if workers is not None else getattr(predictor, "workers", 1)
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         names = [lane.name for lane in lanes]
         if len(set(names)) != len(names):
             raise ValueError(f"lane names must be unique, got {names}")
@@ -201,13 +248,19 @@ class SharedEngine(Worker):
         self.allocator = allocator
         self.pace = pace
         self.max_batch = max_batch
-        self._lock = threading.Lock()
+        self.workers = workers
+        self._lock = threading.Lock()  # published stats and requests from other threads
+        # Taking frames, routing them and publishing them in order; always taken before _lock.
+        self._schedule = threading.Condition()
         self._pending_mode: RoutingMode | None = None
         self._counters = {lane.name: _LaneCounters(allocator.mode.describe()) for lane in lanes}
         self._timing_reset = False
         self._last_done: float | None = None
+        self._next_start = 0.0  # pacing: the earliest time the next frame may start
+        self._pace_state: ControllerState | None = None
         self._controller: ControllerState | None = None
         self.failure: str | None = None
+        self._warm = threading.Event()  # a first frame has run (see _help)
         # Tracked cameras' results take a detour through their own thread (see tracking_stage).
         self._tracking = TrackingStage() if any(lane.tracking is not None for lane in self.lanes) else None
         super().__init__("engine")
@@ -243,16 +296,15 @@ class SharedEngine(Worker):
             self._timing_reset = True
 
     def _run(self) -> None:
-        end = StreamEnd("stopped")
-        try:
-            while not self._stop.is_set() and not all(lane.closed for lane in self.lanes):
-                due = self._next_due()
-                if due:
-                    self._process(due)
-        except Exception as exc:  # the lanes must always be ended, even on a bug
-            logger.exception("engine failed")
-            self.failure = f"engine failed ({type(exc).__name__}: {exc})"
-            end = StreamEnd("failed", UserError(self.failure))
+        helpers = [threading.Thread(target=self._help, name=f"engine-{i}", daemon=True)
+                   for i in range(1, self.workers)]
+        for helper in helpers:
+            helper.start()
+        self._work()
+        self._warm.set()
+        for helper in helpers:
+            helper.join()
+        end = StreamEnd("stopped") if self.failure is None else StreamEnd("failed", UserError(self.failure))
         for lane in self.lanes:
             if not lane.closed:
                 self._close(lane, end)
@@ -260,22 +312,59 @@ class SharedEngine(Worker):
             logger.warning("tracking did not finish within 5 s; stopping it")
             self._tracking.stop()
 
-    def _next_due(self) -> list[Lane]:
-        """The due lanes that have waited longest (up to ``max_batch``); empty after a short idle wait."""
+    def _help(self) -> None:
+        # The other workers start once the first frame has run: runtimes initialise some state on
+        # their first call (OpenVINO's Python binding deadlocked when two threads made it at once).
+        while not self._warm.wait(POLL_SECONDS):
+            if self._stop.is_set():
+                return
+        self._work()
+
+    def _work(self) -> None:
+        """One worker's loop: take the due frames, run them, publish them; until every lane has ended."""
+        try:
+            while not self._stop.is_set():
+                with self._schedule:
+                    if all(lane.closed for lane in self.lanes):
+                        return
+                    taken, ending, wait = self._take_due()
+                for lane, end in ending:
+                    self._close_outputs(lane, end)
+                if taken:
+                    self._process(taken)
+                    self._warm.set()
+                elif wait > 0:
+                    self._stop.wait(wait)
+        except Exception as exc:  # the lanes must always be ended, even on a bug
+            logger.exception("engine failed")
+            with self._schedule:
+                self.failure = self.failure or f"engine failed ({type(exc).__name__}: {exc})"
+                self._schedule.notify_all()
+            self._stop.set()  # the other workers stop too; _run ends every lane with the failure
+
+    def _take_due(self) -> tuple[list[_Taken], list[tuple[Lane, StreamEnd]], float]:
+        """Under the schedule lock: the due lanes' frames that have waited longest (up to
+        ``max_batch``), routed; the lanes that have ended (their outputs to be closed outside the
+        lock); and how long to wait when nothing is due."""
         now = time.perf_counter()
-        due, wait = [], IDLE_WAIT
+        due, ending, wait = [], [], IDLE_WAIT
         for lane in self.lanes:
             if lane.closed:
                 continue
             if self._tracking is not None and lane.name in self._tracking.failed:
-                self._close(lane, StreamEnd("failed", self._tracking.failed[lane.name]))  # outputs have it already
+                if lane.in_flight == 0:  # its outputs have the failure already
+                    self._mark_closed(lane, StreamEnd("failed", self._tracking.failed[lane.name]))
                 continue
             skipped = lane.refill()
             if skipped:
                 self._count_skipped(lane.name, skipped)
+            end = StreamEnd("limit") if lane.at_limit else (lane.end if lane.pending is None else None)
+            if end is not None:
+                if lane.in_flight == 0:
+                    self._mark_closed(lane, end)
+                    ending.append((lane, end))
+                continue
             if lane.pending is None:
-                if lane.end is not None:
-                    self._close(lane, lane.end)
                 continue
             due_in = lane.due_in(now)
             if due_in <= 0:
@@ -283,12 +372,12 @@ class SharedEngine(Worker):
             else:
                 wait = min(wait, due_in)
         if not due:
-            self._stop.wait(wait)
-        due.sort(key=lambda lane: lane.last_start)
-        return due[: self.max_batch]
-
-    def _process(self, lanes: list[Lane]) -> None:
-        """One predictor call over the pending frames of ``lanes``, each routed by its own decision."""
+            return [], ending, wait
+        state = self._pace_state
+        if self.pace and state is not None and state.pace and now < self._next_start:
+            return [], ending, min(wait, self._next_start - now)
+        due.sort(key=lambda lane: lane.next_due)  # the longest overdue first: round robin when uncapped
+        due = due[: self.max_batch]
         with self._lock:
             mode, self._pending_mode = self._pending_mode, None
             reset, self._timing_reset = self._timing_reset, False
@@ -298,34 +387,53 @@ class SharedEngine(Worker):
             self._last_done = None
             for counters in self._counters.values():
                 counters.done_times.clear()
-        start = time.perf_counter()
-        frames, decisions = [], []
-        for lane in lanes:
+        taken = []
+        for lane in due:
             frame, lane.pending = lane.pending, None
-            lane.last_start = start
+            lane.schedule_next(now)
             escalate = lane.track_routing and lane.tracking is not None and lane.tracking.churn
-            frames.append(frame)
-            decisions.append(self.allocator.decide(lane.name, escalate=escalate))
-        detections = self.predictor.predict([f.image for f in frames], threshold=[d.threshold for d in decisions],
-                                            route=[d.route for d in decisions])
-        inference_done = time.perf_counter()
-        for lane, frame, decision, det in zip(lanes, frames, decisions, detections):
-            self._finish(lane, frame, decision, det, (inference_done - start) / len(lanes))
-        state = decisions[-1].controller
-        if self.pace and state is not None and state.pace:
-            remaining = len(lanes) / state.target_fps - (time.perf_counter() - start)
-            if remaining > 0:
-                self._stop.wait(remaining)
+            taken.append(_Taken(lane, frame, lane.taken, self.allocator.decide(lane.name, escalate=escalate)))
+            lane.taken += 1
+        state = taken[-1].decision.controller
+        self._pace_state = state
+        if state is not None and state.pace:
+            self._next_start = max(now, self._next_start) + len(taken) / state.target_fps
+        return taken, ending, 0.0
 
-    def _finish(self, lane: Lane, frame: Frame, decision, det, inference_s: float) -> None:
+    def _process(self, taken: list[_Taken]) -> None:
+        """One predictor call over the taken frames, each routed by its own decision; then their
+        results are published, each lane's in frame order."""
+        start = time.perf_counter()
+        detections = self.predictor.predict([t.frame.image for t in taken],
+                                            threshold=[t.decision.threshold for t in taken],
+                                            route=[t.decision.route for t in taken])
+        inference_s = (time.perf_counter() - start) / len(taken)
+        for item, det in zip(taken, detections):
+            lane = item.lane
+            with self._schedule:
+                while lane.published != item.sequence and not self._stop.is_set():
+                    self._schedule.wait(POLL_SECONDS)
+            try:
+                if not self._stop.is_set():
+                    self._finish(item, det, inference_s)
+            finally:
+                with self._schedule:
+                    lane.published += 1
+                    self._schedule.notify_all()
+
+    def _finish(self, item: _Taken, det, inference_s: float) -> None:
         """Observe, publish (through the tracking stage for a tracked camera) and count one result."""
-        done = time.perf_counter()
+        lane, frame, decision = item.lane, item.frame, item.decision
         engine_ms = inference_s * 1000  # this frame's share of the call
-        cycle_ms = None if self._last_done is None else (done - self._last_done) * 1000
-        self._last_done = done
         self._learn_source_rate(lane, frame)
-        det = self._with_ranks(lane.name, det)
-        self.allocator.observe(lane.name, det.exit, det.router_score, engine_ms, cycle_ms, self._supply_ms())
+        with self._schedule:
+            done = time.perf_counter()
+            cycle_ms = None if self._last_done is None else (done - self._last_done) * 1000
+            self._last_done = done
+            det = self._with_ranks(lane.name, det)
+            # With several workers, frames overlap: each costs the engine its time over the workers.
+            self.allocator.observe(lane.name, det.exit, det.router_score, engine_ms / self.workers, cycle_ms,
+                                   self._supply_ms())
         latency_ms = (time.time() - frame.wall_time) * 1000
         result = Result(frame, det, latency_ms, {"engine_ms": engine_ms, "camera": lane.name})
         if lane.tracking is not None:
@@ -334,8 +442,6 @@ class SharedEngine(Worker):
             for output in lane.outputs:
                 output.offer(result, self._stop)
         self._record(lane.name, det, latency_ms, engine_ms, decision.controller)
-        if lane.max_frames is not None and self.lane_stats(lane.name).frames_processed >= lane.max_frames:
-            self._close(lane, StreamEnd("limit"))
 
     def _with_ranks(self, camera: str, det):
         """The detections with their score and threshold ranked among the camera's recent frames."""
@@ -375,15 +481,21 @@ class SharedEngine(Worker):
         return 1000 / rate if rate > 0 else None
 
     def _close(self, lane: Lane, end: StreamEnd) -> None:
+        self._mark_closed(lane, end)
+        self._close_outputs(lane, end)
+
+    def _mark_closed(self, lane: Lane, end: StreamEnd) -> None:
         lane.closed = True
+        counters = self._counters[lane.name]
+        with self._lock:
+            counters.stats = replace(counters.stats, ended=end)
+
+    def _close_outputs(self, lane: Lane, end: StreamEnd) -> None:
         if lane.tracking is not None:
             self._tracking.end(lane, end)  # after the results still being tracked
         else:
             for output in lane.outputs:
                 output.close(end)
-        counters = self._counters[lane.name]
-        with self._lock:
-            counters.stats = replace(counters.stats, ended=end)
 
     def _count_skipped(self, name: str, skipped: int) -> None:
         counters = self._counters[name]

@@ -141,7 +141,7 @@ def test_rtsp_reconnects_and_keeps_recording(tiny_weights, tmp_path, rtsp_server
 
 @pytest.mark.parametrize("case", ["missing", "directory", "text_as_mp4", "empty", "audio_only", "camera",
                                   "bad_weights", "missing_weights", "unwritable_record", "bad_option",
-                                  "unknown_class", "bad_threshold"])
+                                  "unknown_class", "bad_threshold", "bad_workers"])
 def test_bad_input_one_line_and_nonzero_exit(case, tiny_weights, tmp_path):
     video = tmp_path / "ok.mp4"
     make_video(video, frames=5)
@@ -173,6 +173,8 @@ def test_bad_input_one_line_and_nonzero_exit(case, tiny_weights, tmp_path):
         extra = ["--classes", "dragon"]
     elif case == "bad_threshold":
         extra = ["--threshold", "1.7"]
+    elif case == "bad_workers":
+        extra = ["--workers", "0"]
     result = run_cli(weights, "--source", source, *extra)
     assert result.returncode != 0
     errors = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]

@@ -203,6 +203,21 @@ def test_default_threads_leave_a_core_on_bigger_machines(cores, threads):
     assert default_threads(cores) == threads
 
 
+@pytest.mark.parametrize("backend, cores, cuda, workers", [
+    ("auto", 2, False, 2), ("onnxruntime", 16, False, 2), ("openvino", 1, False, 1), ("torch", 8, False, 1),
+    ("auto", 8, True, 1),
+])
+def test_engine_workers_default_to_two_on_cpu_graph_runtimes(backend, cores, cuda, workers, monkeypatch):
+    from types import SimpleNamespace
+
+    from engine.model.backends import default_workers
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: cuda)
+    exportable = SimpleNamespace(model=SimpleNamespace(onnx_exportable=True))
+    assert default_workers(exportable, backend, cores=cores) == workers
+    assert default_workers(SimpleNamespace(model=SimpleNamespace(onnx_exportable=False)), backend, cores=cores) == 1
+
+
 def test_composite_link_exports_as_a_chain_of_adds_with_constant_resizes(pair):
     import onnx
 

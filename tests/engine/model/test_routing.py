@@ -180,3 +180,32 @@ def test_predictor_routes_a_mixed_batch_like_each_image_alone(backend, bundled, 
             assert {"preprocess", "stage1", "nms", "total", f"exit{det.exit}"} <= set(det.timings_ms)
             h, w = images[i].shape[:2]
             assert (det.boxes >= 0).all() and (det.boxes[:, [0, 2]] <= w).all() and (det.boxes[:, [1, 3]] <= h).all()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_two_threads_calling_one_predictor_get_what_each_gets_alone(backend, bundled, request):
+    """The engine's workers share one predictor: concurrent calls must not mix inputs or outputs."""
+    import threading
+
+    scale, _ = readable_calibration(bundled.calibration)
+    model = bundled.model
+    predictor = Predictor(_open_backend(backend, request), model.class_names, imgsz=IMGSZ, stride=model.stride,
+                          score_scale=scale, workers=2)
+    images = _images()
+    jobs = [(i, route) for i in range(len(images)) for route in ("first", "second")] * 6
+    alone = {(i, route): predictor.predict([images[i]], route=route)[0] for i, route in set(jobs)}
+    together: dict[int, list] = {0: [], 1: []}
+
+    def work(worker: int) -> None:
+        for i, route in jobs[worker::2]:
+            together[worker].append(((i, route), predictor.predict([images[i]], route=route)[0]))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(len(results) for results in together.values()) == len(jobs)
+    for key, det in together[0] + together[1]:
+        assert det.exit == (1 if key[1] == "first" else 2)
+        assert _same(det, alone[key]) and det.router_score == pytest.approx(alone[key].router_score, abs=1e-6), key

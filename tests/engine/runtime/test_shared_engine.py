@@ -68,10 +68,32 @@ def filled(frames: int, value: int = 128, end: bool = True) -> queue.Queue:
     return q
 
 
-def start(lanes, predictor=None, mode: RoutingMode | None = None, allocation="global", max_batch=1) -> SharedEngine:
+class OverlapPredictor(FakePredictor):
+    """Takes a random 0-4 ms per call and records how many calls ran at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rng = np.random.default_rng(0)
+        self.lock = threading.Lock()
+        self.running = self.most_at_once = 0
+
+    def predict(self, images, threshold=0.5, route="auto"):
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            self.cost = float(self.rng.uniform(0, 0.004))
+        try:
+            return super().predict(images, threshold, route)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def start(lanes, predictor=None, mode: RoutingMode | None = None, allocation="global", max_batch=1,
+          workers=1) -> SharedEngine:
     engine = SharedEngine(predictor or FakePredictor(), lanes,
                           Allocator(mode or RoutingMode("first"), allocation, [lane.name for lane in lanes]),
-                          max_batch=max_batch)
+                          max_batch=max_batch, workers=workers)
     engine.start()
     return engine
 
@@ -203,3 +225,55 @@ def test_a_running_engine_wins_the_gil_back_quickly():
         assert sys.getswitchinterval() == pytest.approx(ENGINE_SWITCH_INTERVAL_S / 2)
     finally:
         sys.setswitchinterval(previous)
+
+
+@pytest.mark.parametrize("cameras", [1, 3])
+def test_two_workers_overlap_and_publish_every_frame_once_in_order(cameras):
+    outs = [Collect() for _ in range(cameras)]
+    predictor = OverlapPredictor()
+    lanes = [Lane(f"cam{i}", filled(40), [out], live=False) for i, out in enumerate(outs)]
+    engine = start(lanes, predictor=predictor, workers=2)
+    assert engine.join(10)
+    assert predictor.most_at_once == 2  # two frames (of one camera too) really ran at once
+    for i, out in enumerate(outs):
+        assert [r.frame.index for r in out.results] == list(range(40))
+        assert out.end.reason == "eof"
+        assert engine.lane_stats(f"cam{i}").frames_processed == 40
+
+
+def test_two_workers_stop_a_lane_at_exactly_its_frame_limit():
+    out = Collect()
+    engine = start([Lane("cam", filled(50), [out], live=False, max_frames=7)], predictor=OverlapPredictor(),
+                   workers=2)
+    assert engine.join(10)
+    assert [r.frame.index for r in out.results] == list(range(7)) and out.end.reason == "limit"
+
+
+def test_two_workers_hold_the_target_rate_together():
+    """Pacing is shared: two workers do not each run at the target."""
+    out, frames = Collect(), queue.Queue()
+    for i in range(400):
+        frames.put(frame(i, value=i * 37 % 256))  # scores spread out, so both exits' costs get measured
+    engine = start([Lane("cam", frames, [out], live=False)], predictor=FakePredictor(0.001),
+                   mode=RoutingMode("target_fps", 40.0), workers=2)
+    time.sleep(1.5)
+    engine.stop()
+    assert engine.join(5)
+    # 60 at the target plus the first frames before both exits are measured; about twice that if each
+    # worker paced itself alone.
+    assert 40 <= len(out.results) <= 100, len(out.results)
+
+
+def test_a_failing_worker_ends_every_lane_and_the_other_worker():
+    class BreaksLater(FakePredictor):
+        def predict(self, images, threshold=0.5, route="auto"):
+            if len(self.calls) >= 5:
+                raise RuntimeError("boom")
+            return super().predict(images, threshold, route)
+
+    outs = [Collect(), Collect()]
+    engine = start([Lane("a", filled(30), [outs[0]], live=False), Lane("b", filled(30), [outs[1]], live=False)],
+                   predictor=BreaksLater(), workers=2)
+    assert engine.join(5)
+    assert all(o.end.failed for o in outs) and "boom" in engine.failure
+    assert [r.frame.index for r in outs[0].results] == list(range(len(outs[0].results)))
