@@ -14,7 +14,10 @@ At each exit-2 share of all frames of a fleet, the rankings compared are: ``per-
 camera sends the same share, its own lowest router scores: the baseline), ``global`` (one
 threshold over the pooled scores of the whole fleet), the same two for every extra router given
 with ``--router`` (same detectors, another router), ``floorF`` (pooled, but every camera is first
-given ``F`` of the share among its own frames: a guard against starving a camera), and ``oracle``
+given ``F`` of the share among its own frames: a guard against starving a camera), ``disagreement``
+(each camera's share in proportion to how much exit 2 changes its detections, measured on the frames
+its equal share sends to exit 2, as a running system could by also running head 1 on those frames;
+within a camera, its own ranking), and ``oracle``
 (by each frame's true per-image AP gain of exit 2: an upper bound, under the same policies). The
 number reported is the mean over cameras of each camera's COCO mAP@0.5:0.95 (pycocotools), with
 each camera's exit-2 share. Frames of equal score are ordered at random, not by camera.
@@ -38,6 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torchvision.ops import box_iou
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -182,6 +186,48 @@ def allocate(cameras: list[Camera], rank: list[np.ndarray], share: float, pooled
     return [m | e for m, e in zip(masks, extra)]
 
 
+def exit_disagreement(first: np.ndarray, second: np.ndarray, conf: float = 0.25, iou: float = 0.5) -> float:
+    """How much exit 2 changes one frame's detections (score >= ``conf``): 1 - 2 * matched / (n1 + n2),
+    boxes matched greedily by IoU >= ``iou`` within a class; 0 when both exits find the same (or nothing)."""
+    a, b = first[first[:, 4] >= conf], second[second[:, 4] >= conf]
+    if len(a) + len(b) == 0:
+        return 0.0
+    if len(a) == 0 or len(b) == 0:
+        return 1.0
+    overlap = box_iou(torch.from_numpy(a[:, :4]), torch.from_numpy(b[:, :4])).numpy()
+    overlap[a[:, None, 5] != b[None, :, 5]] = 0.0
+    matched = 0
+    while overlap.size and overlap.max() >= iou:
+        i, j = np.unravel_index(overlap.argmax(), overlap.shape)
+        overlap[i, :], overlap[:, j] = 0.0, 0.0
+        matched += 1
+    return 1.0 - 2.0 * matched / (len(a) + len(b))
+
+
+def weighted_shares(weights: list[float], sizes: list[int], share: float) -> np.ndarray:
+    """Per-camera exit-2 shares in proportion to ``weights``, each at most 1, spending ``share`` of all frames."""
+    w, n = np.maximum(np.asarray(weights, float), 1e-3), np.asarray(sizes, float)
+    shares, full = np.zeros(len(w)), np.zeros(len(w), bool)
+    for _ in range(len(w)):  # cameras over 1 are capped and the rest shared out again
+        left = share * n.sum() - (n[full]).sum()
+        shares[~full] = left * w[~full] / (w[~full] * n[~full]).sum()
+        over = ~full & (shares > 1.0)
+        if not over.any():
+            break
+        shares[over], full = 1.0, full | over
+    return np.clip(shares, 0.0, 1.0)
+
+
+def allocate_by_disagreement(cameras: list[Camera], rank: list[np.ndarray], share: float,
+                             rng: np.random.Generator) -> list[np.ndarray]:
+    """Shares weighted by each camera's exit disagreement on the frames its equal share sends to exit 2."""
+    equal = allocate(cameras, rank, share, False, np.random.default_rng(rng.integers(1 << 31)))
+    weights = [float(np.mean([exit_disagreement(c.first[i], c.second[i]) for i in np.flatnonzero(m)] or [0.0]))
+               for c, m in zip(cameras, equal)]
+    shares = weighted_shares(weights, [len(r) for r in rank], share)
+    return [lowest(r, round(s * len(r)), rng) for r, s in zip(rank, shares)]
+
+
 def measure(cameras: list[Camera], masks: list[np.ndarray], num_classes: int) -> dict:
     maps = [coco_map(routed(c, m), c.truth, num_classes)["map"] for c, m in zip(cameras, masks)]
     return {"map": float(np.mean(maps)), "per_camera": [round(100 * m, 2) for m in maps],
@@ -206,6 +252,10 @@ def study(cameras: list[Camera], rankings: dict[str, list[np.ndarray]], shares: 
                 masks = allocate(cameras, rank, share, pooled, np.random.default_rng(seed), floor)
                 rows.append({"ranking": name, "mode": mode, "share": share,
                              **measure(cameras, masks, num_classes)})
+        for share in shares:
+            masks = allocate_by_disagreement(cameras, rank, share, np.random.default_rng(seed))
+            rows.append({"ranking": name, "mode": "disagreement", "share": share,
+                         **measure(cameras, masks, num_classes)})
     return rows
 
 
@@ -230,7 +280,7 @@ def print_table(fleet: str, rows: list[dict], cameras: list[Camera]) -> None:
     for r in rows:
         cams = ", ".join(f"{m:.2f}@{s:.2f}" for m, s in zip(r["per_camera"], r["shares"]))
         delta = 100 * (r["map"] - baseline[r["share"]])
-        print(f"  {r['ranking']:>22} {r['mode']:>10} share {r['share']:.2f}: {100 * r['map']:6.2f}"
+        print(f"  {r['ranking']:>22} {r['mode']:>12} share {r['share']:.2f}: {100 * r['map']:6.2f}"
               f" ({delta:+5.2f} vs per-camera)  [{cams}]")
 
 
