@@ -89,7 +89,7 @@ class CameraMetricsSink:
         self.error: str | None = None
 
     def offer(self, result: Result) -> None:
-        # Gauges first: a scrape that sees a camera's first frame counted also sees its gauges.
+        # Gauges first: by the time a camera's frames are counted, its gauges exist.
         self.metrics.update(self.stats())
         self.metrics.observe(self.camera, result)
 
