@@ -283,14 +283,12 @@ def _pipeline_with_workers(loaded: Any, graphs: dict[str, Any], threads: int | N
     """The pipeline as ``run`` runs it by default on each graph runtime: with the engine's default
     number of workers, each on its share of the threads (see :func:`engine.model.backends.default_workers`)."""
     from engine.model import backends as staged
-    from engine.model.onnx_backend import default_threads
 
     rows = {}
     for name in graphs:
         workers = staged.default_workers(loaded, name)
         if workers > 1:
-            backend = staged.open_graph_backend(name, loaded, max(1, (threads or default_threads()) // workers),
-                                                weights)
+            backend = staged.open_graph_backend(name, loaded, staged.worker_threads(workers, threads), weights)
             rows[name] = {"workers": workers, **_pipeline_rates(loaded.model, backend, frames, workers)}
     return rows
 

@@ -147,6 +147,13 @@ def default_workers(loaded: LoadedModel, name: str = "auto", cores: int | None =
     return max(1, min(CPU_GRAPH_WORKERS, cores))
 
 
+def worker_threads(workers: int, total: int | None = None) -> int:
+    """Inference threads for each of ``workers`` sharing ``total`` (None: :func:`default_threads`)."""
+    from engine.model.onnx_backend import default_threads
+
+    return max(1, (total or default_threads()) // workers)
+
+
 def open_graph_backend(name: str, loaded: LoadedModel, threads: int | None = None,
                        weights_path: Path | None = None) -> StagedBackend:
     """ONNX Runtime or OpenVINO on the model's exported graphs (each runtime loads only when chosen)."""

@@ -95,9 +95,7 @@ def load_predictor(weights: str | Path, *, config: str | Path | None = None, bac
     if workers is None:
         workers = backends.default_workers(loaded, backend)
     if threads is None and workers > 1:
-        from engine.model.onnx_backend import default_threads
-
-        threads = max(1, default_threads() // workers)
+        threads = backends.worker_threads(workers)
     size = imgsz or model.input_size
     class_names = tuple(model.class_names) if names is None else read_class_names(names, len(model.class_names))
     staged = backends.make_backend(loaded, backend, threads=threads, weights_path=weights)
