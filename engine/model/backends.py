@@ -133,11 +133,11 @@ def default_workers(loaded: LoadedModel, name: str = "auto", cores: int | None =
     """How many frames the engine runs at once for this model and backend, when not told.
 
     On a CPU, ONNX Runtime and OpenVINO run faster as two single-threaded calls at once than as one
-    call on two threads: on this project's 2-core machines the whole predictor (letterbox, graphs,
-    NMS) ran 1.3-1.6x faster at exit 1 and exit 2 (``scripts/bench_runtime.py workers``), because a
-    small network does not keep two cores busy from inside one call and one frame's Python work
-    overlaps the other's inference. PyTorch (eager, GIL-bound between operators) and CUDA (batched
-    instead) keep one.
+    call on two threads: on this project's 2-core machines ``run`` on the demo ran 1.46x faster at
+    exit 1 and 1.61x at exit 2 (``--workers 1`` against 2), and 16 cameras 1.26x
+    (``scripts/bench_monitor.py scale --workers 1,2``), because a small network does not keep two
+    cores busy from inside one call and one frame's Python work overlaps the other's inference.
+    PyTorch (not measured with more than one) and CUDA (batched instead) keep one.
     """
     from engine.model.onnx_backend import available_cores
 
