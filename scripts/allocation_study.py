@@ -8,16 +8,21 @@ comparison is exact and costs no further inference. Two fleets:
   from the generator at seeds never used for training or evaluation, JPEG-compressed as the
   training images are;
 - ``demo``: the calmest and the busiest quarter of the demo clip (by the clip's nominal
-  difficulty), each quarter a camera.
+  difficulty), each quarter a camera;
+- ``clips``: the four cameras that ``scripts/bench_monitor.py allocation`` runs live (two calm
+  clips, two busy), so the live benchmark's outcome can be foreseen and explained here.
 
 At each exit-2 share of all frames of a fleet, the rankings compared are: ``per-camera`` (each
-camera sends the same share, its own lowest router scores: the baseline), ``global`` (one
-threshold over the pooled scores of the whole fleet), the same two for every extra router given
+camera sends the same share, its own lowest router scores: the baseline), ``global`` (the
+monitor's: one threshold over the pooled scores of the whole fleet, no camera above twice the
+share), ``uncapped`` (the same without the cap), the same for every extra router given
 with ``--router`` (same detectors, another router), ``floorF`` (pooled, but every camera is first
 given ``F`` of the share among its own frames: a guard against starving a camera), ``disagreement``
 (each camera's share in proportion to how much exit 2 changes its detections, measured on the frames
 its equal share sends to exit 2, as a running system could by also running head 1 on those frames;
-within a camera, its own ranking), and ``oracle``
+within a camera, its own ranking), ``oracle-shares`` (each camera's share as the oracle's pooled
+allocation sets it, frames within the camera by the ranking: the most any split of the budget
+between cameras can add to that ranking), and ``oracle``
 (by each frame's true per-image AP gain of exit 2: an upper bound, under the same policies). The
 number reported is the mean over cameras of each camera's COCO mAP@0.5:0.95 (pycocotools), with
 each camera's exit-2 share. Frames of equal score are ordered at random, not by camera.
@@ -49,11 +54,13 @@ sys.path.insert(0, str(REPO))
 from engine.data.synthetic import generate_image  # noqa: E402
 from engine.model.checkpoint import load_model  # noqa: E402
 from engine.model.postprocess import letterbox, to_tensor  # noqa: E402
+from engine.runtime.allocation import GLOBAL_CAP  # noqa: E402
 from engine.train.evaluate import coco_map, routed  # noqa: E402
 from engine.train.image_ap import image_ap  # noqa: E402
 
 CAMERA_SEED = 5_550_001  # never used by the training set (1), held-out set (20261123) or demo (7)
 JPEG_QUALITY = 95  # the generated datasets' quality
+CLIP_SIZE = (640, 360)  # the bench fleet's clips, as scripts/bench_monitor.py makes them by default
 
 
 @dataclass
@@ -90,8 +97,8 @@ def generated_frames(lo: float, hi: float, count: int, stream: int, size: int
         yield np.ascontiguousarray(image), truth, difficulty
 
 
-def demo_quarters(video: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray, float]]]:
-    """The calmest and the busiest quarter of a generated clip, by its nominal difficulty."""
+def clip_frames(video: Path) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Every frame of a generated clip with its ground truth and nominal difficulty."""
     import av
 
     meta = json.loads(video.with_suffix(".json").read_text())
@@ -99,19 +106,27 @@ def demo_quarters(video: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray, f
     for ann in meta["annotations"]:
         x, y, w, h = ann["bbox"]
         truth[ann["image_id"]].append([ann["category_id"], x, y, x + w, y + h])
-    difficulty = np.array([img["difficulty_factors"]["difficulty"] for img in meta["images"]])
-    ids = [img["id"] for img in meta["images"]]
-    quarter = len(ids) // 4
-    order = np.argsort(difficulty, kind="stable")
-    wanted = {"demo-calm": set(order[:quarter].tolist()), "demo-busy": set(order[-quarter:].tolist())}
-    out: dict[str, list] = {name: [] for name in wanted}
+    images = meta["images"]
     with av.open(str(video)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            for name, frames in wanted.items():
-                if index in frames:
-                    rows = np.asarray(truth[ids[index]], np.float32).reshape(-1, 5)
-                    out[name].append((frame.to_ndarray(format="rgb24"), rows, float(difficulty[index])))
-    return out
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return [(image, np.asarray(truth[info["id"]], np.float32).reshape(-1, 5),
+             float(info["difficulty_factors"]["difficulty"])) for image, info in zip(decoded, images)]
+
+
+def demo_quarters(video: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray, float]]]:
+    """The calmest and the busiest quarter of a generated clip, by its nominal difficulty."""
+    frames = clip_frames(video)
+    order = np.argsort([d for _, _, d in frames], kind="stable")
+    quarter = len(frames) // 4
+    return {"demo-calm": [frames[i] for i in sorted(order[:quarter])],
+            "demo-busy": [frames[i] for i in sorted(order[-quarter:])]}
+
+
+def bench_clips(frames: int, size: tuple[int, int]) -> dict[str, list[tuple[np.ndarray, np.ndarray, float]]]:
+    """The four cameras of ``scripts/bench_monitor.py allocation`` (two calm clips, two busy)."""
+    from scripts.bench_monitor import FLEET, clip
+
+    return {name: clip_frames(clip(name, difficulty, seed, frames, size)) for name, difficulty, seed in FLEET}
 
 
 @torch.no_grad()
@@ -150,14 +165,18 @@ def detectors_key(model) -> str:
 
 def fleets(model, args) -> dict[str, list[Camera]]:
     """Both fleets, from the cache when the detectors and settings match."""
-    key = f"{detectors_key(model)}-{args.frames}-{args.imgsz}"
+    key = f"{detectors_key(model)}-{args.frames}-{args.clip_frames}-{args.imgsz}"
+    if args.clip_size != CLIP_SIZE:
+        key += f"-{args.clip_size[0]}x{args.clip_size[1]}"
     cache = Path(args.cache) / f"cameras-{key}.pkl"
     if cache.exists():  # plain dicts: the cache loads whichever module imports this one
         return {fleet: [Camera(**c) for c in cams] for fleet, cams in pickle.loads(cache.read_bytes()).items()}
     generated = [run_camera(model, name, generated_frames(lo, hi, args.frames, stream, args.imgsz), args.imgsz)
                  for name, lo, hi, stream in (("gen-calm", 0.0, 0.3, 0), ("gen-busy", 0.7, 1.0, 1))]
     demo = [run_camera(model, name, frames, args.imgsz) for name, frames in demo_quarters(Path(args.video)).items()]
-    out = {"generated": generated, "demo": demo}
+    clips = [run_camera(model, name, frames, args.imgsz)
+             for name, frames in bench_clips(args.clip_frames, args.clip_size).items()]
+    out = {"generated": generated, "demo": demo, "clips": clips}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(pickle.dumps({fleet: [vars(c) for c in cams] for fleet, cams in out.items()}))
     return out
@@ -171,19 +190,39 @@ def lowest(values: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarr
 
 
 def allocate(cameras: list[Camera], rank: list[np.ndarray], share: float, pooled: bool,
-             rng: np.random.Generator, floor: float = 0.0) -> list[np.ndarray]:
+             rng: np.random.Generator, floor: float = 0.0, cap: float | None = None) -> list[np.ndarray]:
     """Exit-2 masks per camera: the lowest ``rank`` values go to exit 2, per camera or fleet-wide.
 
     With ``pooled`` and a ``floor`` in (0, 1], every camera first gets ``floor * share`` of its own
     frames (its own lowest values) and the rest of the budget goes to the lowest values fleet-wide.
+    With a ``cap``, no camera gets more than ``cap * share`` of its frames (the monitor's ``global``).
     """
     if not pooled:
         return [lowest(r, round(share * len(r)), rng) for r in rank]
+    if cap is not None:
+        return allocate_capped(rank, share, cap, rng)
     masks = [lowest(r, round(floor * share * len(r)), rng) for r in rank]
     values = np.concatenate([np.where(m, np.inf, r) for m, r in zip(masks, rank)])
     left = round(share * len(values)) - sum(int(m.sum()) for m in masks)
     extra = np.split(lowest(values, max(left, 0), rng), np.cumsum([len(r) for r in rank])[:-1])
     return [m | e for m, e in zip(masks, extra)]
+
+
+def allocate_capped(rank: list[np.ndarray], share: float, cap: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """The lowest values fleet-wide, each camera taking at most ``cap * share`` of its own frames."""
+    sizes = [len(r) for r in rank]
+    limits = [min(n, int(cap * share * n)) for n in sizes]
+    camera = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)])
+    index = np.concatenate([np.arange(n) for n in sizes])
+    values = np.concatenate(rank)
+    masks, taken, budget = [np.zeros(n, bool) for n in sizes], [0] * len(sizes), round(share * sum(sizes))
+    for at in np.lexsort((rng.random(len(values)), values)):
+        if budget == 0:
+            break
+        c = camera[at]
+        if taken[c] < limits[c]:
+            masks[c][index[at]], taken[c], budget = True, taken[c] + 1, budget - 1
+    return masks
 
 
 def exit_disagreement(first: np.ndarray, second: np.ndarray, conf: float = 0.25, iou: float = 0.5) -> float:
@@ -228,6 +267,15 @@ def allocate_by_disagreement(cameras: list[Camera], rank: list[np.ndarray], shar
     return [lowest(r, round(s * len(r)), rng) for r, s in zip(rank, shares)]
 
 
+def allocate_by_oracle_shares(cameras: list[Camera], rank: list[np.ndarray], share: float,
+                              rng: np.random.Generator) -> list[np.ndarray]:
+    """Each camera's share as the oracle's pooled allocation sets it (by true per-frame gain), frames
+    within the camera by ``rank``: what the best split of the budget *between* cameras can add to a
+    ranking, however that split is found."""
+    pooled = allocate(cameras, [-c.gain for c in cameras], share, True, np.random.default_rng(rng.integers(1 << 31)))
+    return [lowest(r, int(m.sum()), rng) for r, m in zip(rank, pooled)]
+
+
 def measure(cameras: list[Camera], masks: list[np.ndarray], num_classes: int) -> dict:
     maps = [coco_map(routed(c, m), c.truth, num_classes)["map"] for c, m in zip(cameras, masks)]
     return {"map": float(np.mean(maps)), "per_camera": [round(100 * m, 2) for m in maps],
@@ -245,17 +293,18 @@ def router_logits(path: str, cameras: list[Camera]) -> list[np.ndarray]:
 def study(cameras: list[Camera], rankings: dict[str, list[np.ndarray]], shares: list[float],
           num_classes: int, seed: int, floors: tuple[float, ...] = ()) -> list[dict]:
     rows = []
-    modes = [("per-camera", False, 0.0), ("global", True, 0.0)] + [(f"floor{f:g}", True, f) for f in floors]
+    modes = [("per-camera", False, 0.0, None), ("global", True, 0.0, GLOBAL_CAP), ("uncapped", True, 0.0, None)]
+    modes += [(f"floor{f:g}", True, f, None) for f in floors]
     for name, rank in rankings.items():
-        for mode, pooled, floor in modes:
+        for mode, pooled, floor, cap in modes:
             for share in shares:
-                masks = allocate(cameras, rank, share, pooled, np.random.default_rng(seed), floor)
+                masks = allocate(cameras, rank, share, pooled, np.random.default_rng(seed), floor, cap)
                 rows.append({"ranking": name, "mode": mode, "share": share,
                              **measure(cameras, masks, num_classes)})
-        for share in shares:
-            masks = allocate_by_disagreement(cameras, rank, share, np.random.default_rng(seed))
-            rows.append({"ranking": name, "mode": "disagreement", "share": share,
-                         **measure(cameras, masks, num_classes)})
+        for mode, policy in (("disagreement", allocate_by_disagreement), ("oracle-shares", allocate_by_oracle_shares)):
+            for share in shares:
+                masks = policy(cameras, rank, share, np.random.default_rng(seed))
+                rows.append({"ranking": name, "mode": mode, "share": share, **measure(cameras, masks, num_classes)})
     return rows
 
 
@@ -284,6 +333,11 @@ def print_table(fleet: str, rows: list[dict], cameras: list[Camera]) -> None:
               f" ({delta:+5.2f} vs per-camera)  [{cams}]")
 
 
+def _size(text: str) -> tuple[int, int]:
+    width, height = text.lower().split("x")
+    return int(width), int(height)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", default=str(REPO / "assets/dy-yolov7-tiny.safetensors"))
@@ -291,6 +345,8 @@ def main() -> int:
                         help="another model file with the same detectors: its router is compared too")
     parser.add_argument("--video", default=str(REPO / "assets/demo.mp4"))
     parser.add_argument("--frames", type=int, default=300, help="frames per generated camera")
+    parser.add_argument("--clip-frames", type=int, default=300, help="frames per clip of the bench's fleet")
+    parser.add_argument("--clip-size", type=_size, default=CLIP_SIZE, help="WxH of the bench fleet's clips")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--shares", default="0.25,0.5")
     parser.add_argument("--cache", default=str(REPO / "runs/allocation"))

@@ -1,6 +1,7 @@
 """Multi-camera benchmarks: allocation (mAP under one budget), live (streaming mAP), scale (cameras per box).
 
     python scripts/bench_monitor.py allocation   # 2 calm + 2 busy generated cameras, all frames
+    python scripts/bench_monitor.py allocation --size 320x320   # the same scenes at the model's input size
     python scripts/bench_monitor.py live         # the same cameras in real time
     python scripts/bench_monitor.py scale        # 1..16 cameras at 640x360, 15 fps, 5 fps processed each
     python scripts/bench_monitor.py scale --workers 1,2   # the same, one engine worker against two
@@ -38,6 +39,7 @@ WORK = ROOT / "runs" / "bench-monitor"
 CALM, BUSY = (0.0, 0.3), (0.7, 1.0)
 #: Two calm and two busy cameras, seeds none of the bundled model's data used.
 FLEET = (("calm1", CALM, 7101), ("calm2", CALM, 7102), ("busy1", BUSY, 7201), ("busy2", BUSY, 7202))
+FLEET_SIZE = (640, 360)
 
 
 def clip(name: str, difficulty: tuple[float, float], seed: int, frames: int, size=(640, 360), fps=15) -> Path:
@@ -87,10 +89,11 @@ def run_fleet(loaded: LoadedPredictor, cameras: list[CameraSettings], mode: Rout
             "cpu_ms_per_frame": round(1000 * cpu / max(total, 1), 2), "exit2": round(exit2, 3)}
 
 
-def fleet_cameras(frames: int, tag: str, realtime: bool = False, track: bool = True) -> list[CameraSettings]:
-    out = WORK / tag
+def fleet_cameras(frames: int, tag: str, realtime: bool = False, track: bool = True,
+                  size: tuple[int, int] = FLEET_SIZE) -> list[CameraSettings]:
+    out = WORK / f"{tag}-{size[0]}x{size[1]}"
     out.mkdir(parents=True, exist_ok=True)
-    return [CameraSettings(name=name, source=str(clip(name, difficulty, seed, frames)), realtime=realtime,
+    return [CameraSettings(name=name, source=str(clip(name, difficulty, seed, frames, size)), realtime=realtime,
                            events=str(out / f"{name}.jsonl"), track=track) for name, difficulty, seed in FLEET]
 
 
@@ -99,7 +102,7 @@ def scores(cameras: list[CameraSettings], key: str) -> dict:
     return {"mean": round(sum(per.values()) / len(per), 4), **{k: round(v, 4) for k, v in per.items()}}
 
 
-def allocation(loaded: LoadedPredictor, frames: int) -> None:
+def allocation(loaded: LoadedPredictor, frames: int, size: tuple[int, int] = FLEET_SIZE) -> None:
     """Global against per-camera: under the controller at a quarter and at half of the way between the
     exits' rates, and at the same fixed exit-2 shares (equal cost by construction).
 
@@ -108,7 +111,7 @@ def allocation(loaded: LoadedPredictor, frames: int) -> None:
     """
     rows = {}
     for route in ("first", "second"):
-        cameras = fleet_cameras(frames, f"alloc-{route}", track=False)
+        cameras = fleet_cameras(frames, f"alloc-{route}", track=False, size=size)
         rows[route] = run_fleet(loaded, cameras, RoutingMode(route), "global")
         rows[route]["map"] = scores(cameras, "map")
         print(json.dumps({"run": f"all-exit-{route}", **rows[route]}), flush=True)
@@ -118,7 +121,7 @@ def allocation(loaded: LoadedPredictor, frames: int) -> None:
         for policy in ("per-camera", "global"):
             for mode, label in ((RoutingMode("target_fps", target), f"target@{fraction:g}"),
                                 (RoutingMode("second_fraction", fraction), f"share@{fraction:g}")):
-                cameras = fleet_cameras(frames, f"alloc-{label}-{policy}", track=False)
+                cameras = fleet_cameras(frames, f"alloc-{label}-{policy}", track=False, size=size)
                 result = run_fleet(loaded, cameras, mode, policy)
                 result["map"] = scores(cameras, "map")
                 if mode.kind == "target_fps":
@@ -127,15 +130,15 @@ def allocation(loaded: LoadedPredictor, frames: int) -> None:
                 print(json.dumps({"run": f"{policy} {label}", **result}), flush=True)
 
 
-def live(loaded: LoadedPredictor, frames: int) -> None:
+def live(loaded: LoadedPredictor, frames: int, size: tuple[int, int] = FLEET_SIZE) -> None:
     """The four cameras at their native 15 fps: per-camera rate, latency and streaming mAP."""
-    probe = run_fleet(loaded, fleet_cameras(frames, "live-probe"), RoutingMode("second"), "global")
+    probe = run_fleet(loaded, fleet_cameras(frames, "live-probe", size=size), RoutingMode("second"), "global")
     target = 0.6 * probe["fps"]  # below what exit 2 alone can do
     runs = [("all-exit-1", RoutingMode("first"), "global"), ("all-exit-2", RoutingMode("second"), "global"),
             ("per-camera", RoutingMode("target_fps", target), "per-camera"),
             ("global", RoutingMode("target_fps", target), "global")]
     for label, mode, policy in runs:
-        cameras = fleet_cameras(frames, f"live-{label}", realtime=True)
+        cameras = fleet_cameras(frames, f"live-{label}", realtime=True, size=size)
         result = run_fleet(loaded, cameras, mode, policy)
         result["streaming_map"] = scores(cameras, "streaming_map")
         result["target_fps"] = round(target, 2) if mode.kind == "target_fps" else None
@@ -235,6 +238,7 @@ def main() -> None:
     parser.add_argument("--weights", default=str(ROOT / "assets" / "dy-yolov7-tiny.safetensors"))
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--frames", type=int, default=300, help="frames per generated camera")
+    parser.add_argument("--size", default="640x360", help="allocation, live: WxH of the four cameras' clips")
     parser.add_argument("--seconds", type=float, default=20.0, help="scale: seconds per camera count")
     parser.add_argument("--batch", type=int, default=1, help="scale: most cameras' frames per model call")
     parser.add_argument("--counts", default="1,2,4,8,16", help="scale: camera counts to run")
@@ -244,6 +248,7 @@ def main() -> None:
                         help="engine workers (auto: the backend's default); scale: a comma list to compare")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
     counts = [None if w == "auto" else int(w) for w in args.workers.split(",")]
     models = {}
     for workers in counts:
@@ -252,9 +257,9 @@ def main() -> None:
     print(json.dumps({"weights": args.weights, "backend": loaded.predictor.backend.name,
                       "workers": list(models), "cpus": os.cpu_count()}), flush=True)
     if args.which == "allocation":
-        allocation(loaded, args.frames)
+        allocation(loaded, args.frames, size)
     elif args.which == "live":
-        live(loaded, args.frames)
+        live(loaded, args.frames, size)
     else:
         scale(models, args.seconds, args.batch, [int(c) for c in args.counts.split(",")], track=not args.no_track,
               rounds=args.rounds)

@@ -35,6 +35,15 @@ class ScoreWindow:
         self._order.append(score)
         bisect.insort(self._sorted, score)
 
+    @property
+    def sorted(self) -> list[float]:
+        """The scores in ascending order (the window's own list: do not modify)."""
+        return self._sorted
+
+    def below(self, threshold: float) -> int:
+        """How many scores are below ``threshold``."""
+        return bisect.bisect_left(self._sorted, threshold)
+
     def quantile(self, p: float) -> float:
         """The ``p``-quantile (0..1) of the window; the window must not be empty."""
         values = self._sorted

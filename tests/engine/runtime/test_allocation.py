@@ -76,3 +76,28 @@ def test_rejects_unknown_allocation_and_no_cameras():
         Allocator(RoutingMode("first"), "pooled", ["a"])
     with pytest.raises(ValueError, match="camera"):
         Allocator(RoutingMode("first"), "global", [])
+
+
+def test_global_caps_every_camera_at_twice_the_fleets_share():
+    """Two busy cameras whose scores sit apart: uncapped pooling would give the lower one all its
+    frames and the other none; capped, the lower one stops at twice the share and the rest of the
+    budget goes to the other's hardest frames, the calm camera's scores being higher still."""
+    rng = np.random.default_rng(1)
+    scores = {"busy1": rng.uniform(0.0, 0.1, 120), "busy2": rng.uniform(0.2, 0.3, 120),
+              "calm": rng.uniform(0.6, 1.0, 120)}
+    allocator = Allocator(RoutingMode("second_fraction", 0.25), "global", list(scores))
+    for camera, values in scores.items():
+        feed(allocator, camera, values)
+    shares = {camera: second_share(allocator, camera, values) for camera, values in scores.items()}
+    assert shares["busy1"] == pytest.approx(0.5, abs=0.02)
+    assert shares["busy2"] == pytest.approx(0.25, abs=0.03)
+    assert shares["calm"] == 0.0
+    assert sum(shares.values()) / 3 == pytest.approx(0.25, abs=0.02)
+
+
+def test_global_without_a_binding_cap_is_the_pooled_quantile(scores):
+    """At half the frames the cap (twice the share) allows every frame: plain pooling."""
+    allocator = Allocator(RoutingMode("second_fraction", 0.5), "global", list(scores))
+    for camera, values in scores.items():
+        feed(allocator, camera, values)
+    assert allocator.decide("calm").threshold == pytest.approx(allocator.pooled.quantile(0.5))
