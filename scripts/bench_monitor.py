@@ -2,7 +2,7 @@
 
     python scripts/bench_monitor.py allocation   # 2 calm + 2 busy generated cameras, all frames
     python scripts/bench_monitor.py allocation --size 320x320   # the same scenes at the model's input size
-    python scripts/bench_monitor.py live         # the same cameras in real time
+    python scripts/bench_monitor.py live --backend torch   # the same cameras in real time
     python scripts/bench_monitor.py scale        # 1..16 cameras at 640x360, 15 fps, 5 fps processed each
     python scripts/bench_monitor.py scale --workers 1,2   # the same, one engine worker against two
 
@@ -131,9 +131,16 @@ def allocation(loaded: LoadedPredictor, frames: int, size: tuple[int, int] = FLE
 
 
 def live(loaded: LoadedPredictor, frames: int, size: tuple[int, int] = FLEET_SIZE) -> None:
-    """The four cameras at their native 15 fps: per-camera rate, latency and streaming mAP."""
-    probe = run_fleet(loaded, fleet_cameras(frames, "live-probe", size=size), RoutingMode("second"), "global")
-    target = 0.6 * probe["fps"]  # below what exit 2 alone can do
+    """The four cameras at their native 15 fps: per-camera rate, latency and streaming mAP.
+
+    The total target lies half-way between the rates of the exits (all frames, measured first). It
+    binds only where the cameras deliver more than that (4 x 15 fps): with ``--backend torch`` on a
+    small CPU; a graph runtime keeps up with exit 2 on every frame and spends its spare time on it.
+    """
+    rates = [run_fleet(loaded, fleet_cameras(frames, f"live-probe-{route}", track=False, size=size),
+                       RoutingMode(route), "global")["fps"] for route in ("first", "second")]
+    target = (rates[0] + rates[1]) / 2
+    print(json.dumps({"probe_fps": {"exit1": rates[0], "exit2": rates[1]}, "target_fps": round(target, 2)}))
     runs = [("all-exit-1", RoutingMode("first"), "global"), ("all-exit-2", RoutingMode("second"), "global"),
             ("per-camera", RoutingMode("target_fps", target), "per-camera"),
             ("global", RoutingMode("target_fps", target), "global")]
