@@ -10,8 +10,11 @@ from engine.runtime.routing import RoutingMode
 
 
 def feed(allocator: Allocator, camera: str, scores) -> None:
+    """Past frames' scores; the exits recorded are not the allocator's own, so the fixed-share
+    correction they would build up is reset (setting the mode again starts it afresh)."""
     for score in scores:
         allocator.observe(camera, 1, float(score), 10.0)
+    allocator.set_mode(allocator.mode)
 
 
 def second_share(allocator: Allocator, camera: str, scores) -> float:
@@ -101,3 +104,30 @@ def test_global_without_a_binding_cap_is_the_pooled_quantile(scores):
     for camera, values in scores.items():
         feed(allocator, camera, values)
     assert allocator.decide("calm").threshold == pytest.approx(allocator.pooled.quantile(0.5))
+
+
+@pytest.mark.parametrize("allocation", ["global", "per-camera"])
+def test_fixed_share_is_kept_while_the_scene_drifts(allocation):
+    """Scores that fall frame after frame lie below any quantile of the past ones: uncorrected, every
+    frame would take exit 2. The integral correction holds the share asked."""
+    allocator = Allocator(RoutingMode("second_fraction", 0.25), allocation, ["a", "b"])
+    taken = []
+    for step in range(2000):
+        for camera in ("a", "b"):
+            score = 1.0 - step / 2000 + (0.001 if camera == "b" else 0.0)
+            exit_taken = 2 if score < allocator.decide(camera).threshold else 1
+            allocator.observe(camera, exit_taken, score, 10.0)
+            taken.append(exit_taken == 2)
+    assert np.mean(taken[-1000:]) == pytest.approx(0.25, abs=0.03)
+
+
+def test_fixed_share_of_a_steady_scene_stays_near_its_quantile(scores):
+    allocator = Allocator(RoutingMode("second_fraction", 0.3), "per-camera", ["calm"])
+    rng = np.random.default_rng(3)
+    taken = []
+    for _ in range(3000):
+        score = float(rng.uniform())
+        exit_taken = 2 if score < allocator.decide("calm").threshold else 1
+        allocator.observe("calm", exit_taken, score, 10.0)
+        taken.append(exit_taken == 2)
+    assert np.mean(taken[500:]) == pytest.approx(0.3, abs=0.02)
