@@ -54,7 +54,8 @@ sys.path.insert(0, str(REPO))
 from engine.data.synthetic import generate_image  # noqa: E402
 from engine.model.checkpoint import load_model  # noqa: E402
 from engine.model.postprocess import letterbox, to_tensor  # noqa: E402
-from engine.runtime.allocation import GLOBAL_CAP  # noqa: E402
+from engine.runtime.allocation import GLOBAL_CAP, capped_pool_threshold  # noqa: E402
+from engine.runtime.score_window import ScoreWindow  # noqa: E402
 from engine.train.evaluate import coco_map, routed  # noqa: E402
 from engine.train.image_ap import image_ap  # noqa: E402
 
@@ -200,7 +201,7 @@ def allocate(cameras: list[Camera], rank: list[np.ndarray], share: float, pooled
     if not pooled:
         return [lowest(r, round(share * len(r)), rng) for r in rank]
     if cap is not None:
-        return allocate_capped(rank, share, cap, rng)
+        return allocate_capped(rank, share, cap)
     masks = [lowest(r, round(floor * share * len(r)), rng) for r in rank]
     values = np.concatenate([np.where(m, np.inf, r) for m, r in zip(masks, rank)])
     left = round(share * len(values)) - sum(int(m.sum()) for m in masks)
@@ -208,21 +209,18 @@ def allocate(cameras: list[Camera], rank: list[np.ndarray], share: float, pooled
     return [m | e for m, e in zip(masks, extra)]
 
 
-def allocate_capped(rank: list[np.ndarray], share: float, cap: float, rng: np.random.Generator) -> list[np.ndarray]:
-    """The lowest values fleet-wide, each camera taking at most ``cap * share`` of its own frames."""
-    sizes = [len(r) for r in rank]
-    limits = [min(n, int(cap * share * n)) for n in sizes]
-    camera = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)])
-    index = np.concatenate([np.arange(n) for n in sizes])
-    values = np.concatenate(rank)
-    masks, taken, budget = [np.zeros(n, bool) for n in sizes], [0] * len(sizes), round(share * sum(sizes))
-    for at in np.lexsort((rng.random(len(values)), values)):
-        if budget == 0:
-            break
-        c = camera[at]
-        if taken[c] < limits[c]:
-            masks[c][index[at]], taken[c], budget = True, taken[c] + 1, budget - 1
-    return masks
+def allocate_capped(rank: list[np.ndarray], share: float, cap: float) -> list[np.ndarray]:
+    """The monitor's ``global`` rule (:func:`~engine.runtime.allocation.capped_pool_threshold`) over
+    whole clips: one pooled threshold, each camera taking at most ``cap * share`` of its frames."""
+    windows = []
+    for values in rank:
+        window = ScoreWindow(len(values))
+        for value in values:
+            window.append(value)
+        windows.append(window)
+    pooled = sorted(v for w in windows for v in w.sorted)
+    threshold = capped_pool_threshold(windows, pooled, share, cap * share)
+    return [values < min(threshold, w.quantile(cap * share)) for values, w in zip(rank, windows)]
 
 
 def exit_disagreement(first: np.ndarray, second: np.ndarray, conf: float = 0.25, iou: float = 0.5) -> float:

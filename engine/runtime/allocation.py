@@ -119,13 +119,16 @@ class Allocator:
         if len(scores) < MIN_SCORES:
             scores = self.pooled  # a camera that has just started borrows the fleet's scores
         if len(scores) < MIN_SCORES:
-            return self.calibration.threshold_for(share) if self.calibration is not None else 0.5
+            return self._threshold_without_scores(share)
         return scores.quantile(share)
+
+    def _threshold_without_scores(self, share: float) -> float:
+        return self.calibration.threshold_for(share) if self.calibration is not None else 0.5
 
     def _global_threshold(self, camera: str, share: float) -> float:
         """The pooled threshold under the per-camera cap, and ``camera``'s own cap on top of it."""
         if len(self.pooled) < MIN_SCORES:
-            return self.calibration.threshold_for(share) if self.calibration is not None else 0.5
+            return self._threshold_without_scores(share)
         cap = GLOBAL_CAP * share
         if cap >= 1.0:
             return self.pooled.quantile(share)
