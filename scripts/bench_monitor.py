@@ -42,7 +42,7 @@ FLEET = (("calm1", CALM, 7101), ("calm2", CALM, 7102), ("busy1", BUSY, 7201), ("
 FLEET_SIZE = (640, 360)
 
 
-def clip(name: str, difficulty: tuple[float, float], seed: int, frames: int, size=(640, 360), fps=15) -> Path:
+def clip(name: str, difficulty: tuple[float, float], seed: int, frames: int, size=FLEET_SIZE, fps=15) -> Path:
     path = WORK / f"{name}-{seed}-{frames}-{size[0]}x{size[1]}.mp4"
     if not path.exists() or not ground_truth_path(path).exists():
         write_video(path, frames, seed, fps=fps, size=size, difficulty_range=difficulty)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from engine.model.postprocess import letterbox, to_tensor
 from engine.train.image_ap import image_ap
@@ -136,20 +137,5 @@ def fit_router(router: torch.nn.Module, samples: GainSamples, steps: int = 3000,
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = float(np.sqrt((ra ** 2).sum() * (rb ** 2).sum()))
-    return float((ra * rb).sum() / denom) if denom else 0.0
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank)."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    sorted_values = values[order]
-    start = 0
-    for end in range(1, len(values) + 1):
-        if end == len(values) or sorted_values[end] != sorted_values[start]:
-            ranks[order[start:end]] = (start + end - 1) / 2
-            start = end
-    return ranks
+    rho = spearmanr(a, b).statistic
+    return float(rho) if np.isfinite(rho) else 0.0  # NaN when either side is constant

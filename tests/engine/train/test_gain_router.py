@@ -17,6 +17,7 @@ def test_spearman_matches_scipy_with_ties(seed: int) -> None:
     rng = np.random.default_rng(seed)
     a, b = rng.integers(0, 6, 200).astype(float), rng.normal(size=200)
     assert _spearman(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-9)
+    assert _spearman(np.zeros(20), b[:20]) == 0.0  # constant scores rank nothing: 0, not NaN
 
 
 def test_fit_learns_a_gain_hidden_in_the_features() -> None:
