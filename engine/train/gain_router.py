@@ -137,5 +137,6 @@ def fit_router(router: torch.nn.Module, samples: GainSamples, steps: int = 3000,
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    rho = spearmanr(a, b).statistic
-    return float(rho) if np.isfinite(rho) else 0.0  # NaN when either side is constant
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0  # a constant side ranks nothing (scipy would warn and give NaN)
+    return float(spearmanr(a, b).statistic)
