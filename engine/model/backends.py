@@ -33,12 +33,15 @@ logger = logging.getLogger(__name__)
 
 class StagedBackend(Protocol):
     name: str
+    # The batch stage 1 reads from the predictor: "nchw_float" ([N, 3, H, W] float32 in [0, 1]) or
+    # "nhwc_uint8" (letterboxed pixels, converted inside the graph); every backend also accepts the first.
+    input_layout: str
 
     def stage1(self, x: np.ndarray) -> tuple[Any, np.ndarray]: ...
 
-    def exit1(self, state: Any, index: np.ndarray | None = None) -> torch.Tensor: ...
+    def exit1(self, state: Any, index: np.ndarray | None = None) -> torch.Tensor | np.ndarray: ...
 
-    def exit2(self, state: Any, index: np.ndarray | None = None) -> torch.Tensor: ...
+    def exit2(self, state: Any, index: np.ndarray | None = None) -> torch.Tensor | np.ndarray: ...
 
     def postprocess(self, outputs: Any, conf_threshold: float, iou_threshold: float,
                     max_detections: int) -> list[torch.Tensor]: ...
@@ -48,6 +51,7 @@ class TorchBackend:
     """Eager PyTorch: fused weights and channels-last memory layout by default (faster on CPU)."""
 
     name = "torch"
+    input_layout = "nchw_float"
 
     def __init__(self, model: Cascade, fuse: bool = True, channels_last: bool = True,
                  device: str | torch.device = "cpu") -> None:

@@ -19,8 +19,8 @@ import onnxruntime as ort
 import torch
 
 from engine.model.families import LoadedModel
-from engine.model.onnx_export import GRAPHS, StagedGraphs, export_staged
-from engine.model.postprocess import nms
+from engine.model.onnx_export import EXIT_OUTPUT, GRAPHS, StagedGraphs, export_staged
+from engine.model.postprocess import nms_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ class OnnxBackend:
     """
 
     name = "onnxruntime"
+    input_layout = "nchw_float"
 
     def __init__(self, graphs: StagedGraphs, threads: int | None = None, *, allow_spinning: bool = False,
                  save_optimized: bool = False) -> None:
@@ -110,30 +111,30 @@ class OnnxBackend:
         values = {**feeds, **self._run("stage1", feeds)}
         return OnnxStage1State(values, len(images)), values["scores"].numpy()
 
-    def exit1(self, state: OnnxStage1State, index: np.ndarray | None = None) -> torch.Tensor:
-        """Decoded predictions ``[n, A, 5 + C]`` of detector 1 for the samples at ``index``."""
+    def exit1(self, state: OnnxStage1State, index: np.ndarray | None = None) -> np.ndarray:
+        """Candidates ``[n, A, 6]`` of detector 1 for the samples at ``index`` (see ``to_candidates``)."""
         return self._exit("exit1", state, index)
 
-    def exit2(self, state: OnnxStage1State, index: np.ndarray | None = None) -> torch.Tensor:
-        """Decoded predictions ``[n, A, 5 + C]`` of detector 2 for the samples at ``index``."""
+    def exit2(self, state: OnnxStage1State, index: np.ndarray | None = None) -> np.ndarray:
+        """Candidates ``[n, A, 6]`` of detector 2 for the samples at ``index``."""
         return self._exit("exit2", state, index)
 
     @staticmethod
-    def postprocess(outputs: torch.Tensor, conf_threshold: float, iou_threshold: float,
+    def postprocess(outputs: np.ndarray, conf_threshold: float, iou_threshold: float,
                     max_detections: int) -> list[torch.Tensor]:
-        """The exported graphs give YOLO-family dense predictions: NMS makes them detections."""
-        return nms(outputs, conf_threshold, iou_threshold, max_detections)
+        """The exported exits end in candidates (scored, classed boxes): NMS makes them detections."""
+        return nms_candidates(outputs, conf_threshold, iou_threshold, max_detections)
 
-    def _exit(self, graph: str, state: OnnxStage1State, index: np.ndarray | None) -> torch.Tensor:
+    def _exit(self, graph: str, state: OnnxStage1State, index: np.ndarray | None) -> np.ndarray:
         feeds = state.values
         if not _is_whole_batch(index, state.batch):
             rows = np.asarray(index, dtype=np.int64)
             # Fancy indexing gathers just these rows into a new contiguous array.
             feeds = {name: ort.OrtValue.ortvalue_from_numpy(state.values[name].numpy()[rows])
                      for name in self._inputs[graph]}
-        predictions = self._run(graph, feeds)["predictions"]
-        # numpy() views the OrtValue's buffer and keeps it alive; torch shares that memory.
-        return torch.from_numpy(predictions.numpy())
+        candidates = self._run(graph, feeds)[EXIT_OUTPUT]
+        # numpy() views the OrtValue's buffer and keeps it alive.
+        return candidates.numpy()
 
     def _run(self, graph: str, feeds: dict[str, ort.OrtValue]) -> dict[str, ort.OrtValue]:
         session = self.sessions[graph]

@@ -49,11 +49,11 @@ class Predictor:
         self._local = threading.local()  # each calling thread's InputPacker
 
     def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
-        """The ``[N, 3, H, W]`` float32 batch (a reused buffer, valid until the next call) and
-        each image's letterbox."""
+        """The batch in the backend's ``input_layout`` (a reused buffer, valid until the next call)
+        and each image's letterbox."""
         packer = getattr(self._local, "packer", None)
         if packer is None or packer.imgsz != self.imgsz or packer.stride != self.stride:
-            packer = self._local.packer = InputPacker(self.imgsz, self.stride)
+            packer = self._local.packer = InputPacker(self.imgsz, self.stride, self.backend.input_layout)
         return packer.pack(images)
 
     def predict(self, images: Sequence[np.ndarray], threshold: float | Sequence[float] = 0.5,

@@ -17,7 +17,13 @@ from engine.model.onnx_export import export_staged
 from engine.model.predictor import Predictor
 from engine.train.evaluate import coco_map
 from tests.engine.model.helpers import tiny_loaded
-from tests.engine.model.test_onnx import HEIGHT, SCORE_TOL, WIDTH, assert_predictions_close
+from tests.engine.model.test_onnx import (
+    HEIGHT,
+    SCORE_TOL,
+    WIDTH,
+    assert_candidates_close,
+    assert_predictions_close,
+)
 from tests.engine.model.test_shipped_models import ASSETS, demo_frames
 
 ov_backend = pytest.importorskip("engine.model.openvino_backend")
@@ -53,6 +59,22 @@ def test_f32_matches_torch_whole_and_mixed_batches(weights, batch):
             assert_predictions_close(run_o(state_o, index), run_t(state_t, index))
     assert backend.compiled_precision() == "f32"
     assert any((backend.graphs.directory / "openvino").iterdir()), "compiled graphs cached beside the export"
+
+
+def test_uint8_frames_run_like_their_float_batch(weights, batch):
+    # The predictor hands OpenVINO letterboxed pixels; the graph's own conversion must equal ours.
+    backend = ov_backend.OpenVinoBackend.from_model(load_model(weights), weights, threads=1, precision="f32")
+    assert backend.input_layout == "nhwc_uint8"
+    pixels = np.ascontiguousarray((batch * 255).round().astype(np.uint8).transpose(0, 2, 3, 1))
+    state_f, scores_f = backend.stage1(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)) / np.float32(255))
+    state_u, scores_u = backend.stage1(pixels)
+    assert np.abs(scores_u - scores_f).max() < SCORE_TOL
+    for exit_id in (1, 2):
+        run = getattr(backend, f"exit{exit_id}")
+        assert_candidates_close(run(state_u), run(state_f))
+        assert_candidates_close(run(state_u, np.array([1, 3])), run(state_f, np.array([1, 3])))
+    with pytest.raises(ValueError, match="uint8"):
+        backend.stage1(pixels[..., :2])
 
 
 def test_its_own_precision_keeps_the_shipped_models_map():

@@ -42,6 +42,23 @@ def test_packer_reuses_its_buffer_and_repads_when_the_frame_size_changes():
     np.testing.assert_allclose(third, _reference_pack([image], 128)[0], atol=1e-6)
 
 
+@pytest.mark.parametrize("shapes", [[(360, 640)], [(128, 128)], [(64, 96)], [(360, 640), (300, 300)]])
+def test_uint8_packer_writes_the_letterboxed_pixels(shapes):
+    # (300, 300) beside a 640x360 frame is padded left and right: resized aside, then copied in.
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for shape in shapes]
+    packer = InputPacker(128, layout="nhwc_uint8")
+    ours, ours_boxes = packer.pack(images)
+    h, w = shapes[0]
+    in_w, in_h, _ = letterbox_shape(w, h, 128)
+    expected = [letterbox(image, 128, out_shape=(in_w, in_h)) for image in images]
+    assert ours.dtype == np.uint8 and ours.shape == (len(images), in_h, in_w, 3)
+    np.testing.assert_array_equal(ours, np.stack([e[0] for e in expected]))
+    assert ours_boxes == [e[1] for e in expected]
+    again, _ = packer.pack(images)
+    assert again.ctypes.data == ours.ctypes.data
+
+
 def _reference_nms(predictions, conf, iou, max_det):
     """The plain PyTorch formulation the fast path must equal."""
     results = []
