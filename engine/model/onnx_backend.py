@@ -20,7 +20,7 @@ import torch
 
 from engine.model.families import LoadedModel
 from engine.model.onnx_export import EXIT_OUTPUT, GRAPHS, StagedGraphs, export_staged
-from engine.model.postprocess import nms_candidates
+from engine.model.postprocess import nms
 
 logger = logging.getLogger(__name__)
 
@@ -112,18 +112,18 @@ class OnnxBackend:
         return OnnxStage1State(values, len(images)), values["scores"].numpy()
 
     def exit1(self, state: OnnxStage1State, index: np.ndarray | None = None) -> np.ndarray:
-        """Candidates ``[n, A, 6]`` of detector 1 for the samples at ``index`` (see ``to_candidates``)."""
+        """Decoded predictions ``[n, A, 5 + C]`` of detector 1 for the samples at ``index``."""
         return self._exit("exit1", state, index)
 
     def exit2(self, state: OnnxStage1State, index: np.ndarray | None = None) -> np.ndarray:
-        """Candidates ``[n, A, 6]`` of detector 2 for the samples at ``index``."""
+        """Decoded predictions ``[n, A, 5 + C]`` of detector 2 for the samples at ``index``."""
         return self._exit("exit2", state, index)
 
     @staticmethod
     def postprocess(outputs: np.ndarray, conf_threshold: float, iou_threshold: float,
                     max_detections: int) -> list[torch.Tensor]:
-        """The exported exits end in candidates (scored, classed boxes): NMS makes them detections."""
-        return nms_candidates(outputs, conf_threshold, iou_threshold, max_detections)
+        """The exported graphs give YOLO-family dense predictions: NMS makes them detections."""
+        return nms(outputs, conf_threshold, iou_threshold, max_detections)
 
     def _exit(self, graph: str, state: OnnxStage1State, index: np.ndarray | None) -> np.ndarray:
         feeds = state.values
@@ -132,9 +132,8 @@ class OnnxBackend:
             # Fancy indexing gathers just these rows into a new contiguous array.
             feeds = {name: ort.OrtValue.ortvalue_from_numpy(state.values[name].numpy()[rows])
                      for name in self._inputs[graph]}
-        candidates = self._run(graph, feeds)[EXIT_OUTPUT]
         # numpy() views the OrtValue's buffer and keeps it alive.
-        return candidates.numpy()
+        return self._run(graph, feeds)[EXIT_OUTPUT].numpy()
 
     def _run(self, graph: str, feeds: dict[str, ort.OrtValue]) -> dict[str, ort.OrtValue]:
         session = self.sessions[graph]

@@ -6,9 +6,8 @@ stop after exit 1 without paying for detector 2:
 - ``stage1``: ``images`` ``[N, 3, H, W]`` -> ``scores`` ``[N]`` and the backbone-1 features the
   exits read (``feat_<stage>``), plus ``folded`` (the space-to-depth input) for models whose
   backbones read a folded image;
-- ``exit1``: detector-1 features -> ``candidates`` ``[N, A, 6]`` (boxes as x1, y1, x2, y2, score and
-  class, see :func:`~engine.model.postprocess.to_candidates`);
-- ``exit2``: ``images`` (or ``folded``) and backbone-1 features -> ``candidates``.
+- ``exit1``: detector-1 features -> ``predictions`` ``[N, A, 5 + C]``;
+- ``exit2``: ``images`` (or ``folded``) and backbone-1 features -> ``predictions``.
 
 Stage-1 output names equal the exits' input names, so features pass by name. Batch, height
 and width are dynamic axes: the graphs accept any size that is a multiple of the largest stride.
@@ -42,17 +41,15 @@ from engine.model.blocks import SpaceToDepth
 from engine.model.composite import CompositeLink, ExportLink
 from engine.model.detector import DynamicDetector, Stage1Output
 from engine.model.families import LoadedModel
-from engine.model.postprocess import to_candidates
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
 # Bump when the graphs' layout or names change, so stale cache entries are not reused.
-# 2: the composite link exported through ExportLink; 3: the exits end in candidates, not predictions
-EXPORT_VERSION = 3
+EXPORT_VERSION = 2  # 2: the composite link exported through ExportLink
 GRAPHS = ("stage1", "exit1", "exit2")
 FEATURE_PREFIX = "feat_"
-EXIT_OUTPUT = "candidates"
+EXIT_OUTPUT = "predictions"
 MANIFEST = "manifest.json"
 
 
@@ -206,7 +203,7 @@ class Stage1Graph(nn.Module):
 
 
 class ExitGraph(nn.Module):
-    """One exit as a graph: ([backbone input], features...) -> candidates ``[N, A, 6]``."""
+    """One exit as a graph: ([backbone input], features...) -> decoded predictions ``[N, A, 5 + C]``."""
 
     def __init__(self, model: DynamicDetector, exit_id: int, features: tuple[str, ...], reads_inputs: bool) -> None:
         super().__init__()
@@ -222,7 +219,7 @@ class ExitGraph(nn.Module):
             features = list(tensors)
             inputs = features[0].new_zeros(0)  # exit 1 never reads the backbone input
         s1 = Stage1Output(inputs, dict(zip(self.features, features)), inputs.new_zeros(0))
-        return to_candidates(self.model.exit1(s1) if self.exit_id == 1 else self.model.exit2(s1))
+        return self.model.exit1(s1) if self.exit_id == 1 else self.model.exit2(s1)
 
 
 def _export_graphs(model: DynamicDetector, folder: Path, opset: int, sample_size: tuple[int, int]) -> dict:

@@ -30,7 +30,7 @@ from openvino.preprocess import PrePostProcessor
 from engine.model.families import LoadedModel
 from engine.model.onnx_backend import default_threads
 from engine.model.onnx_export import EXIT_OUTPUT, GRAPHS, StagedGraphs, export_staged, scratch_dir
-from engine.model.postprocess import nms_candidates
+from engine.model.postprocess import nms
 
 logger = logging.getLogger(__name__)
 
@@ -183,18 +183,18 @@ class OpenVinoBackend:
         return OpenVinoStage1State(values, len(images)), values["scores"]
 
     def exit1(self, state: OpenVinoStage1State, index: np.ndarray | None = None) -> np.ndarray:
-        """Candidates ``[n, A, 6]`` of detector 1 for the samples at ``index`` (see ``to_candidates``)."""
+        """Decoded predictions ``[n, A, 5 + C]`` of detector 1 for the samples at ``index``."""
         return self._exit("exit1", state, index)
 
     def exit2(self, state: OpenVinoStage1State, index: np.ndarray | None = None) -> np.ndarray:
-        """Candidates ``[n, A, 6]`` of detector 2 for the samples at ``index``."""
+        """Decoded predictions ``[n, A, 5 + C]`` of detector 2 for the samples at ``index``."""
         return self._exit("exit2", state, index)
 
     @staticmethod
     def postprocess(outputs: np.ndarray, conf_threshold: float, iou_threshold: float,
                     max_detections: int) -> list[torch.Tensor]:
-        """The exported exits end in candidates (scored, classed boxes): NMS makes them detections."""
-        return nms_candidates(outputs, conf_threshold, iou_threshold, max_detections)
+        """The exported graphs give YOLO-family dense predictions: NMS makes them detections."""
+        return nms(outputs, conf_threshold, iou_threshold, max_detections)
 
     def compiled_precision(self, graph: str = "stage1") -> str | None:
         """The precision OpenVINO compiled ``graph`` with (None before its first run)."""

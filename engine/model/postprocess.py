@@ -160,68 +160,53 @@ class InputPacker:
         return buffers
 
 
-def to_candidates(predictions: torch.Tensor) -> torch.Tensor:
-    """Decoded predictions ``[N, A, 5 + C]`` (cx, cy, w, h, objectness, class probabilities) ->
-    candidates ``[N, A, 6]``: x1, y1, x2, y2, score (objectness x the best class probability) and
-    that class's id (as a float).
-
-    The exported exit graphs end with this, so that after the network each frame needs only a
-    filter, one NMS call and a gather. Every library call after the network pays for its code
-    and data having been pushed out of the CPU's caches by the network (tens of microseconds per
-    distinct call, measured), so work moved into the graph is cheaper than the same arithmetic in
-    NumPy afterwards.
-    """
-    xy, half = predictions[..., :2], predictions[..., 2:4] / 2
-    score, cls = (predictions[..., 5:] * predictions[..., 4:5]).max(-1, keepdim=True)  # the first best on ties
-    return torch.cat([xy - half, xy + half, score, cls.to(predictions.dtype)], -1)
-
-
 def nms(predictions: torch.Tensor | np.ndarray, conf_threshold: float = 0.25, iou_threshold: float = 0.45,
         max_detections: int = 300, max_candidates: int = 10_000) -> list[torch.Tensor]:
-    """Class-aware NMS per image on decoded predictions ``[N, A, 5 + C]``: :func:`to_candidates`,
-    then :func:`nms_candidates`.
+    """Class-aware NMS per image.
+
+    The score filter runs first, in NumPy on the objectness column, so that box conversion,
+    class maxima and NMS itself only ever see the few candidates (a few dozen to a few hundred of
+    thousands of anchors on a typical frame), and no PyTorch operator runs on a whole prediction
+    tensor (its thread pool would wake and compete with the inference runtime's threads).
+
+    Args:
+        predictions: ``[N, A, 5 + C]`` decoded (cx, cy, w, h, objectness, class probabilities).
 
     Returns:
         One ``[K, 6]`` float32 tensor per image: x1, y1, x2, y2, score, class id (score = obj x
         class prob), highest score first.
     """
-    with torch.no_grad():
-        candidates = to_candidates(torch.as_tensor(predictions).detach().cpu().float())
-    return nms_candidates(candidates, conf_threshold, iou_threshold, max_detections, max_candidates)
+    if isinstance(predictions, torch.Tensor):
+        predictions = predictions.detach().cpu().numpy()
+    return [torch.from_numpy(_nms_one(pred, conf_threshold, iou_threshold, max_detections, max_candidates))
+            for pred in predictions]
 
 
-def nms_candidates(candidates: torch.Tensor | np.ndarray, conf_threshold: float = 0.25, iou_threshold: float = 0.45,
-                   max_detections: int = 300, max_candidates: int = 10_000) -> list[torch.Tensor]:
-    """Class-aware NMS per image on candidates ``[N, A, 6]`` (see :func:`to_candidates`).
-
-    The score filter runs first, so that NMS only ever sees the few candidates above it (a few
-    dozen to a few hundred of thousands of anchors on a typical frame); at most
-    ``max_candidates`` of the best go on.
-
-    Returns:
-        One ``[K, 6]`` float32 tensor per image: x1, y1, x2, y2, score, class id, highest score first.
-    """
-    if isinstance(candidates, torch.Tensor):
-        candidates = candidates.detach().cpu().numpy()
-    return [torch.from_numpy(_nms_one(c, conf_threshold, iou_threshold, max_detections, max_candidates))
-            for c in candidates]
-
-
-def _nms_one(candidates: np.ndarray, conf_threshold: float, iou_threshold: float, max_detections: int,
+def _nms_one(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_detections: int,
              max_candidates: int) -> np.ndarray:
-    """``[A, 6]`` candidates of one image -> ``[K, 6]`` detections."""
-    kept = candidates[candidates[:, 4] > conf_threshold]
-    if len(kept) > max_candidates:
-        kept = kept[np.argpartition(-kept[:, 4], max_candidates)[:max_candidates]]
-    if not len(kept):
+    """``[A, 5 + C]`` predictions of one image -> ``[K, 6]`` detections.
+
+    Right after the network every library call here pays for its code and data having left the
+    CPU's caches (tens of microseconds per distinct call, measured), so this path keeps its calls
+    few: one objectness filter, the class maxima of the candidates, one NMS call.
+    """
+    rows = pred[pred[:, 4] > conf_threshold].astype(np.float32, copy=False)  # objectness bounds the score
+    class_scores = rows[:, 5:] * rows[:, 4:5]
+    cls = class_scores.argmax(1)
+    score = np.take_along_axis(class_scores, cls[:, None], 1)
+    keep = score[:, 0] > conf_threshold
+    rows, score, cls = rows[keep], score[keep], cls[keep, None].astype(np.float32)
+    if len(rows) > max_candidates:
+        best = np.argpartition(-score[:, 0], max_candidates)[:max_candidates]
+        rows, score, cls = rows[best], score[best], cls[best]
+    if not len(rows):
         return np.zeros((0, 6), np.float32)
-    kept = kept.astype(np.float32, copy=False)
-    # Class-aware in one call: shifting each class by more than the coordinates' span keeps boxes
-    # of different classes from overlapping. OpenCV's NMS takes x, y, width, height; it keeps the
-    # same boxes as torchvision's (a box goes when its IoU with a better one exceeds the
-    # threshold, best first) and ran in two thirds of its time right after the network.
-    xywh = kept[:, :4].copy()
-    xywh[:, 2:] -= xywh[:, :2]
-    xywh[:, :2] += kept[:, 5:6] * (float(np.ptp(kept[:, :4])) + 1)
-    order = cv2.dnn.NMSBoxes(xywh, kept[:, 4], 0.0, iou_threshold)
-    return kept[np.asarray(order, np.int64).reshape(-1)[:max_detections]]
+    # x, y, width, height, with each class shifted by more than the coordinates' span so that
+    # boxes of different classes never overlap: class-aware NMS in one call. OpenCV's NMS keeps
+    # the same boxes as torchvision's (a box goes when its IoU with a better one exceeds the
+    # threshold, best first) and took two thirds of its time right after the network.
+    half = rows[:, 2:4] / 2
+    boxes = np.concatenate([rows[:, :2] - half, rows[:, :2] + half], 1)  # x1, y1, x2, y2
+    xywh = np.concatenate([boxes[:, :2] + cls * (float(boxes.max() - boxes.min()) + 1), rows[:, 2:4]], 1)
+    kept = np.asarray(cv2.dnn.NMSBoxes(xywh, score[:, 0], 0.0, iou_threshold), np.int64).reshape(-1)[:max_detections]
+    return np.concatenate([boxes[kept], score[kept], cls[kept]], 1)
