@@ -33,6 +33,8 @@ from engine.runtime.queues import StreamEnd, get_item
 from engine.runtime.routing import RoutingMode
 
 PATHS = ("stage1", "exit1", "exit2")
+# One AMX tile multiply unit per core: 512 bf16 multiply-adds per cycle (Intel's figure).
+AMX_BF16_FLOP_PER_CYCLE = 1024
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -243,7 +245,8 @@ def machine_peak(threads: int) -> dict[str, Any]:
     Peak = threads x clock x 2 FMA pipes x lanes x 2 (an FMA is two FLOPs); lanes are 16 with
     AVX-512F, 8 with AVX2+FMA, else 4 (SSE, no FMA: counted as separate mul and add pipes).
     AMD Zen 4 executes a 512-bit FMA as two 256-bit halves, so there the AVX-512 figure is
-    counted at 256-bit width. bf16 dot products (AVX-512 BF16, AMX) double the per-cycle rate.
+    counted at 256-bit width. AVX-512 BF16 dot products double the per-cycle rate; AMX tiles
+    (Intel Xeon from Sapphire Rapids on) multiply bf16 at 1024 FLOPs per cycle per core.
     """
     from engine.model.backends import cpu_flags, cpu_model  # brings torch
 
@@ -259,12 +262,15 @@ def machine_peak(threads: int) -> dict[str, Any]:
     per_cycle = 2 * lanes * 2
     peak = threads * ghz * per_cycle if ghz else None
     bf16 = bool({"avx512_bf16", "amx_bf16"} & flags)
-    return {"cpu": name, "isa": isa, "bf16": bf16, "clock_ghz": ghz, "threads": threads,
+    amx = "amx_bf16" in flags
+    peak_bf16 = (threads * ghz * AMX_BF16_FLOP_PER_CYCLE if amx else 2 * peak) if peak and bf16 else None
+    return {"cpu": name, "isa": isa, "bf16": bf16, "amx": amx, "clock_ghz": ghz, "threads": threads,
             "flop_per_cycle_per_core": per_cycle, "peak_gflop_per_s": round(peak, 1) if peak else None,
-            "peak_bf16_gflop_per_s": round(2 * peak, 1) if peak and bf16 else None,
+            "peak_bf16_gflop_per_s": round(peak_bf16, 1) if peak_bf16 else None,
             "assumption": "2 FMA pipes per core; " + ("AMD splits AVX-512 into 256-bit halves; " if amd and
-                                                      isa == "avx512" else "") + "clock from cpufreq max, else "
-                                                                                  "/proc/cpuinfo's current MHz"}
+                                                      isa == "avx512" else "")
+                          + (f"AMX: {AMX_BF16_FLOP_PER_CYCLE} bf16 FLOPs per cycle per core; " if amx else "")
+                          + "clock from cpufreq max, else /proc/cpuinfo's current MHz"}
 
 
 def _clock_ghz() -> float | None:
