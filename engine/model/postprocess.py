@@ -204,7 +204,7 @@ def _nms_one(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_
     # x, y, width, height, with each class shifted by more than the coordinates' span so that
     # boxes of different classes never overlap: class-aware NMS in one call. OpenCV's NMS keeps
     # the same boxes as torchvision's (a box goes when its IoU with a better one exceeds the
-    # threshold, best first) and took two thirds of its time right after the network.
+    # threshold, best first) in two thirds of torchvision's time right after the network.
     half = rows[:, 2:4] / 2
     boxes = np.concatenate([rows[:, :2] - half, rows[:, :2] + half], 1)  # x1, y1, x2, y2
     xywh = np.concatenate([boxes[:, :2] + cls * (float(boxes.max() - boxes.min()) + 1), rows[:, 2:4]], 1)
