@@ -1,4 +1,4 @@
-"""A camera's tracker: supervision's ByteTrack behind a small adapter, and the lane's tracking step.
+"""A camera's tracker (ByteTrack, :mod:`engine.tracking.byte_track`) with its track ends, and the lane's tracking step.
 
 ByteTrack (Zhang et al., ECCV 2022) associates boxes by IoU with Kalman-predicted tracks, high
 scores first, then the low-score boxes left over: the second pass is what keeps an object's
@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from engine.errors import UserError
+from engine.tracking.byte_track import ByteTrack
 from engine.tracking.state import TrackingUpdate
 from engine.tracking.zones import ZoneCounter, ZoneSettings
 
@@ -60,18 +58,7 @@ class ObjectTracker:
     """
 
     def __init__(self, settings: TrackerSettings = TrackerSettings()) -> None:
-        import supervision as sv
-
-        self._sv = sv
-        # ByteTrack is deprecated in favour of the separate `trackers` package, which needs the
-        # full opencv-python (it clashes with our headless OpenCV and PyQt6); the pinned
-        # supervision 0.30 line keeps it, and this adapter is the only code that knows.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self._byte_track = sv.ByteTrack(track_activation_threshold=settings.activation_score,
-                                            lost_track_buffer=settings.lost_frames,
-                                            minimum_matching_threshold=settings.match_cost, frame_rate=30)
+        self._byte_track = ByteTrack(settings.activation_score, settings.lost_frames, settings.match_cost)
         self._open: set[int] = set()
         self._shown: set[int] = set()
 
@@ -82,15 +69,8 @@ class ObjectTracker:
             The detections with ``track_ids``; the tracks that ended (in id order); whether
             tracks were born or lost (shown at the previous frame, not at this one) at this frame.
         """
-        sv = self._sv
-        candidates = sv.Detections(xyxy=det.boxes.astype(np.float32).reshape(-1, 4),
-                                   confidence=det.scores.astype(np.float32),
-                                   class_id=det.class_ids.astype(int), data={"index": np.arange(len(det))})
-        tracked = self._byte_track.update_with_detections(candidates)
-        ids = np.full(len(det), -1, np.int64)
-        if len(tracked):
-            ids[np.asarray(tracked.data["index"], int)] = np.asarray(tracked.tracker_id, np.int64)
-        alive = {int(t.external_track_id) for t in (*self._byte_track.tracked_tracks, *self._byte_track.lost_tracks)}
+        ids = self._byte_track.update(det.boxes, det.scores)
+        alive = self._byte_track.live_ids
         shown = {int(i) for i in ids if i >= 0}
         churn = bool(shown - self._open) or bool(self._shown - shown)
         self._shown = shown
