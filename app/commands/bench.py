@@ -313,6 +313,8 @@ def _pipeline_rates(model: Any, backend: Any, frames: int | None, workers: int =
     rows["exit1_over_exit2_fps"] = round(first["fps"] / second["fps"], 3)
     rows["graph_exit2_over_exit1_ms"] = round(graph_ratio, 3)
     rows["range_kept"] = round(first["fps"] / second["fps"] / graph_ratio, 3)
+    # Letterboxed on the capture thread (then not in the engine's time), as `run` does it here.
+    rows["letterbox_on_capture"] = predictor.prepares_ahead
     return rows
 
 

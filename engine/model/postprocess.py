@@ -64,6 +64,26 @@ def letterbox(image: np.ndarray, imgsz: int, stride: int = 32, square: bool = Fa
     return canvas, Letterbox(scale, left, top, w, h, in_w, in_h)
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image already letterboxed to the network's input, ahead of the model call (on a capture
+    thread: see :meth:`engine.model.predictor.Predictor.prepare`).
+
+    Attributes:
+        pixels: ``H x W x 3`` uint8 RGB at the network's input size, C-contiguous.
+        letterbox: how the original image was fitted into ``pixels``.
+    """
+
+    pixels: np.ndarray
+    letterbox: Letterbox
+
+
+def prepare_image(image: np.ndarray, imgsz: int, stride: int = 32) -> PreparedImage:
+    """``image`` letterboxed as :class:`InputPacker` would pack it, into an array of its own."""
+    pixels, box = letterbox(image, imgsz, stride)
+    return PreparedImage(pixels, box)
+
+
 def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
     """Equal-sized H x W x 3 uint8 RGB images -> ``[N, 3, H, W]`` float32 in [0, 1]."""
     batch = np.stack(images) if len(images) > 1 else images[0][None]
@@ -107,18 +127,41 @@ class InputPacker:
         self._placements: list[_Placement | None] = []
         self._resized: dict[tuple[int, int], tuple[np.ndarray, list[np.ndarray]]] = {}
 
-    def pack(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
+    def pack(self, images: Sequence[np.ndarray], prepared: Sequence[PreparedImage | None] | None = None
+             ) -> tuple[np.ndarray, list[Letterbox]]:
         """Images (H x W x 3 uint8 RGB) -> (the batch, their letterboxes).
 
-        The batch takes the input size of the first image; others are fitted into it.
+        The batch takes the input size of the first image; others are fitted into it. Where
+        ``prepared`` holds an image's letterbox already made at the batch's input size, its
+        pixels are used instead of resizing again; one prepared ``nhwc_uint8`` image is handed
+        on as it is, without a copy.
         """
         h, w = images[0].shape[:2]
         in_w, in_h, _ = letterbox_shape(w, h, self.imgsz, self.stride)
+        ready = [p if p is not None and p.pixels.shape == (in_h, in_w, 3) else None
+                 for p in (prepared or [None] * len(images))]
+        if len(images) == 1 and ready[0] is not None and self.layout == "nhwc_uint8":
+            return ready[0].pixels[None], [ready[0].letterbox]
         shape = (len(images), in_h, in_w, 3) if self.layout == "nhwc_uint8" else (len(images), 3, in_h, in_w)
         if self._batch.shape != shape:
             self._batch = np.empty(shape, self._batch.dtype)
             self._placements = [None] * len(images)
-        return self._batch, [self._pack_one(i, image, in_w, in_h) for i, image in enumerate(images)]
+        return self._batch, [self._pack_one(i, image, in_w, in_h) if ready[i] is None else self._copy_in(i, ready[i])
+                             for i, image in enumerate(images)]
+
+    def _copy_in(self, slot: int, prepared: PreparedImage) -> Letterbox:
+        """A prepared image into its slot, padding included (so the slot's placement is forgotten)."""
+        self._placements[slot] = None
+        target = self._batch[slot]
+        if self.layout == "nhwc_uint8":
+            target[...] = prepared.pixels
+        else:
+            h, w = prepared.pixels.shape[:2]
+            planes = self._buffers(h, w)[1]
+            cv2.split(prepared.pixels, planes)
+            for channel, plane in enumerate(planes):
+                np.multiply(plane, np.float32(1 / 255), out=target[channel])
+        return prepared.letterbox
 
     def _pack_one(self, slot: int, image: np.ndarray, in_w: int, in_h: int) -> Letterbox:
         h, w = image.shape[:2]

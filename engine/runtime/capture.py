@@ -16,7 +16,10 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from engine.errors import SourceError
 from engine.runtime.frames import Frame
@@ -98,6 +101,9 @@ class Capture(Worker):
             (the recording and the rate controller carry on as if the video were longer).
         name: the camera's name, put before every log line of this capture (several cameras
             log to one stream in a monitor).
+        prepare: run on each frame's image as it is delivered; the result travels with the
+            frame as :attr:`Frame.network_input` (the detector's letterbox, made here so that
+            the engine thread does not).
 
     Raises:
         SourceError: at once for sources that cannot exist (see :func:`parse_source`).
@@ -118,6 +124,7 @@ class Capture(Worker):
         folder_fps: float = 25.0,
         loop: bool = False,
         name: str | None = None,
+        prepare: Callable[[np.ndarray], object] | None = None,
     ) -> None:
         if queue_size < 1 or open_timeout <= 0 or stall_timeout <= 0 or folder_fps <= 0:
             raise ValueError("queue_size, open_timeout, stall_timeout and folder_fps must be positive")
@@ -133,6 +140,7 @@ class Capture(Worker):
         self._max_reconnects = max_reconnects
         self._backoff = Backoff(backoff_initial, backoff_max)
         self._folder_fps = folder_fps
+        self._prepare = prepare
         self.set_loop(loop)
         self._playing = threading.Event()
         self._playing.set()
@@ -383,7 +391,9 @@ class Capture(Worker):
             if not self._pace(pts):
                 return False
             wall = time.time()  # a paced file's frame is captured when its time comes, not when read
-        frame = Frame(index=index, pts=pts, wall_time=wall, image=raw.image, source_id=source_id)
+        prepared = self._prepare(raw.image) if self._prepare is not None else None
+        frame = Frame(index=index, pts=pts, wall_time=wall, image=raw.image, source_id=source_id,
+                      network_input=prepared)
         if self.policy is DropPolicy.ALL_FRAMES:
             return put_blocking(self.output, frame, self._stop)
         self._count_dropped(put_latest(self.output, frame))

@@ -20,6 +20,9 @@ class Frame:
         wall_time: ``time.time()`` when the frame was captured.
         image: ``H x W x 3`` uint8 RGB, C-contiguous.
         source_id: which connection produced it; increases by one on each reconnect.
+        network_input: the image already fitted to the detector's input on the capture thread
+            (what :meth:`~engine.model.predictor.Predictor.prepare` returns), or None; only the
+            engine reads it.
     """
 
     index: int
@@ -27,6 +30,7 @@ class Frame:
     wall_time: float
     image: np.ndarray
     source_id: int = 0
+    network_input: object | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> tuple[int, int]:

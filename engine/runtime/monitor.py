@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from engine.errors import SourceError
 from engine.model.calibration import Calibration
@@ -63,7 +65,7 @@ class CameraFeed:
     (:attr:`failure`) and takes no part in the run.
     """
 
-    def __init__(self, settings: CameraSettings) -> None:
+    def __init__(self, settings: CameraSettings, prepare: Callable[[np.ndarray], object] | None = None) -> None:
         self.settings = settings
         self.failure: str | None = None
         self.latest = LatestResult()
@@ -73,7 +75,7 @@ class CameraFeed:
         try:
             self.capture: Capture | None = Capture(
                 settings.source, realtime=settings.realtime, stall_timeout=settings.stall_timeout,
-                max_reconnects=settings.max_reconnects, loop=settings.loop, name=settings.name)
+                max_reconnects=settings.max_reconnects, loop=settings.loop, name=settings.name, prepare=prepare)
         except SourceError as exc:
             self.capture = None
             self.failure = str(exc)
@@ -140,7 +142,8 @@ class Monitor:
     def __init__(self, cameras: Sequence[CameraSettings], predictor: Predictor, mode: RoutingMode,
                  allocation: Allocation = "global", calibration: Calibration | None = None,
                  results_queue: int = 64, max_batch: int = 1) -> None:
-        self.feeds = [CameraFeed(settings) for settings in cameras]
+        prepare = predictor.prepare if predictor.prepares_ahead else None
+        self.feeds = [CameraFeed(settings, prepare) for settings in cameras]
         for feed in self.feeds:
             if feed.failure is not None:
                 logger.warning("%s: %s", feed.name, feed.failure)

@@ -411,7 +411,8 @@ class SharedEngine(Worker):
         start = time.perf_counter()
         detections = self.predictor.predict([t.frame.image for t in taken],
                                             threshold=[t.decision.threshold for t in taken],
-                                            route=[t.decision.route for t in taken])
+                                            route=[t.decision.route for t in taken],
+                                            prepared=[t.frame.network_input for t in taken])
         inference_s = (time.perf_counter() - start) / len(taken)
         for item, det in zip(taken, detections):
             lane = item.lane
@@ -429,6 +430,8 @@ class SharedEngine(Worker):
     def _finish(self, item: _Taken, det, inference_s: float) -> None:
         """Observe, publish (through the tracking stage for a tracked camera) and count one result."""
         lane, frame, decision = item.lane, item.frame, item.decision
+        if frame.network_input is not None:  # what capture prepared for the network is not needed downstream
+            frame = replace(frame, network_input=None)
         engine_ms = inference_s * 1000  # this frame's share of the call
         self._learn_source_rate(lane, frame)
         with self._schedule:

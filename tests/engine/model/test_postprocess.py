@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from engine.model.postprocess import InputPacker, letterbox, letterbox_shape, nms, to_tensor
+from engine.model.postprocess import InputPacker, letterbox, letterbox_shape, nms, prepare_image, to_tensor
 
 
 def _reference_pack(images, imgsz, stride=32):
@@ -57,6 +57,28 @@ def test_uint8_packer_writes_the_letterboxed_pixels(shapes):
     assert ours_boxes == [e[1] for e in expected]
     again, _ = packer.pack(images)
     assert again.ctypes.data == ours.ctypes.data
+
+
+@pytest.mark.parametrize("layout", ["nchw_float", "nhwc_uint8"])
+@pytest.mark.parametrize("shapes", [[(360, 640)], [(360, 640), (360, 640)], [(360, 640), (300, 300)],
+                                    [(300, 300), (360, 640)]])
+def test_prepared_images_pack_like_raw_ones(layout, shapes):
+    # Frames letterboxed ahead (on capture threads) give the batch raw frames give; one prepared
+    # at another input size (a second camera's) is packed from its raw image instead.
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for shape in shapes]
+    expected, expected_boxes = InputPacker(128, layout=layout).pack(images)
+    expected = expected.copy()
+    packer = InputPacker(128, layout=layout)
+    packer.pack([rng.integers(0, 256, (*shapes[0], 3), dtype=np.uint8)] * len(images))  # a stale batch
+    prepared = [prepare_image(image, 128) for image in images]
+    ours, ours_boxes = packer.pack(images, prepared)
+    np.testing.assert_allclose(ours, expected, atol=1e-6)
+    assert ours_boxes == expected_boxes
+    if len(images) == 1 and layout == "nhwc_uint8":
+        assert np.shares_memory(ours, prepared[0].pixels), "one prepared frame goes to the backend as it is"
+    raw_again, _ = packer.pack(images, [None] * len(images))  # after prepared ones: padding rewritten
+    np.testing.assert_allclose(raw_again, expected, atol=1e-6)
 
 
 def _reference_nms(predictions, conf, iou, max_det):

@@ -148,3 +148,33 @@ def test_all_frames_recording_started_mid_stream_gets_every_later_frame(predicto
     # Frames the engine finished after the recording started are all in it.
     assert 0 < len(read_times(recording)) <= len(results) + 1
     assert pipeline.writer.stats.frames_written == len(read_times(recording))
+
+
+def test_frames_letterboxed_on_the_capture_thread_detect_as_the_engine_would(predictor, clip):
+    from engine.model.predictor import Predictor
+
+    class Ahead(Predictor):
+        prepares_ahead = True
+        calls = 0
+
+        def prepare(self, image):
+            Ahead.calls += 1
+            return super().prepare(image)
+
+    class OnEngine(Predictor):
+        prepares_ahead = False
+
+    runs = []
+    for kind in (Ahead, OnEngine):
+        pipeline = run_pipeline(kind(predictor.backend, predictor.class_names, predictor.imgsz), clip)
+        try:
+            results, end = results_until_end(pipeline)
+        finally:
+            assert pipeline.shutdown(5.0)
+        assert end is not None and end.reason == "eof" and len(results) == 30
+        runs.append(results)
+    assert Ahead.calls == 30
+    for ahead, on_engine in zip(*runs):
+        assert ahead.frame.network_input is None  # dropped once the engine has used it
+        assert ahead.detections.router_score == on_engine.detections.router_score
+        assert ahead.detections.boxes.tolist() == on_engine.detections.boxes.tolist()

@@ -29,7 +29,7 @@ class FakePredictor:
         self.calls: list[float] = []
         self.batches: list[int] = []
 
-    def predict(self, images, threshold=0.5, route="auto"):
+    def predict(self, images, threshold=0.5, route="auto", prepared=None):
         time.sleep(self.cost)
         self.batches.append(len(images))
         scores = [float(image[0, 0, 0]) / 255 for image in images]
@@ -77,7 +77,7 @@ class OverlapPredictor(FakePredictor):
         self.lock = threading.Lock()
         self.running = self.most_at_once = 0
 
-    def predict(self, images, threshold=0.5, route="auto"):
+    def predict(self, images, threshold=0.5, route="auto", prepared=None):
         with self.lock:
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
@@ -165,7 +165,7 @@ def test_global_allocation_spends_exit_2_on_the_busy_camera():
 
 def test_engine_failure_ends_every_lane_with_the_failure():
     class Broken(FakePredictor):
-        def predict(self, images, threshold=0.5, route="auto"):
+        def predict(self, images, threshold=0.5, route="auto", prepared=None):
             raise RuntimeError("boom")
 
     outs = [Collect(), Collect()]
@@ -266,7 +266,7 @@ def test_two_workers_hold_the_target_rate_together():
 
 def test_a_failing_worker_ends_every_lane_and_the_other_worker():
     class BreaksLater(FakePredictor):
-        def predict(self, images, threshold=0.5, route="auto"):
+        def predict(self, images, threshold=0.5, route="auto", prepared=None):
             if len(self.calls) >= 5:
                 raise RuntimeError("boom")
             return super().predict(images, threshold, route)
