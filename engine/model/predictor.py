@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,12 @@ class Predictor:
             return True  # the CPU waits on the accelerator anyway
         threads = getattr(self.backend, "threads", None) or torch.get_num_threads()
         return self.workers > 1 or threads < available_cores()
+
+    @property
+    def capture_prepare(self) -> Callable[[np.ndarray], PreparedImage] | None:
+        """What capture threads should run on each frame for this predictor: :meth:`prepare`
+        where :attr:`prepares_ahead`, else nothing."""
+        return self.prepare if self.prepares_ahead else None
 
     def preprocess(self, images: Sequence[np.ndarray], prepared: Sequence[PreparedImage | None] | None = None
                    ) -> tuple[np.ndarray, list[Letterbox]]:

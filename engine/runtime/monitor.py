@@ -142,8 +142,7 @@ class Monitor:
     def __init__(self, cameras: Sequence[CameraSettings], predictor: Predictor, mode: RoutingMode,
                  allocation: Allocation = "global", calibration: Calibration | None = None,
                  results_queue: int = 64, max_batch: int = 1) -> None:
-        prepare = predictor.prepare if predictor.prepares_ahead else None
-        self.feeds = [CameraFeed(settings, prepare) for settings in cameras]
+        self.feeds = [CameraFeed(settings, predictor.capture_prepare) for settings in cameras]
         for feed in self.feeds:
             if feed.failure is not None:
                 logger.warning("%s: %s", feed.name, feed.failure)

@@ -80,7 +80,7 @@ class Pipeline:
         self.config = config
         self.capture = Capture(config.source, realtime=config.realtime, queue_size=config.capture_queue,
                                stall_timeout=config.stall_timeout, max_reconnects=config.max_reconnects,
-                               loop=config.loop, prepare=predictor.prepare if predictor.prepares_ahead else None)
+                               loop=config.loop, prepare=predictor.capture_prepare)
         self.live = self.capture.policy is DropPolicy.LIVE
         self.results: queue.Queue = queue.Queue(maxsize=config.results_queue)
         self.latest = LatestResult()

@@ -29,12 +29,12 @@ _POSITION_NOISE = 1 / 20
 _VELOCITY_NOISE = 1 / 160
 _PROCESS_NOISE_SCALE = np.array([_POSITION_NOISE, _POSITION_NOISE, 0, _POSITION_NOISE,
                                  _VELOCITY_NOISE, _VELOCITY_NOISE, 0, _VELOCITY_NOISE])
-_PROCESS_NOISE_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0]) ** 2  # added as variance
+_NOISE_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])  # standard deviation of the aspect ratio and its rate
+_PROCESS_NOISE_FLOOR = _NOISE_FLOOR ** 2  # added as variance
 _MEASUREMENT_NOISE_SCALE = np.array([_POSITION_NOISE, _POSITION_NOISE, 0, _POSITION_NOISE])
 _MEASUREMENT_NOISE_FLOOR = np.array([0, 0, 1e-1, 0]) ** 2  # added as variance
 #: A new track is twice as unsure of its position and ten times of its velocity.
 _INITIAL_NOISE_SCALE = _PROCESS_NOISE_SCALE * [2, 2, 0, 2, 10, 10, 0, 10]
-_INITIAL_NOISE_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])  # added as standard deviation
 #: Constant velocity: every position component moves by its velocity each frame.
 _MOTION = np.eye(8) + np.eye(8, k=4)
 _DIAG8 = np.arange(8)
@@ -210,7 +210,7 @@ class ByteTrack:
         xyah = _xyah(tlwh[picked])
         means = np.zeros((len(picked), 8))
         means[:, :4] = xyah
-        covs = _diagonal((means[:, 3:4] * _INITIAL_NOISE_SCALE + _INITIAL_NOISE_FLOOR) ** 2)
+        covs = _diagonal((means[:, 3:4] * _INITIAL_NOISE_SCALE + _NOISE_FLOOR) ** 2)
         first_row = len(self._mean)
         self._mean = np.concatenate([self._mean, means])
         self._cov = np.concatenate([self._cov, covs])
