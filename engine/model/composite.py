@@ -64,13 +64,33 @@ class ExportLink(nn.Module):
     Resize's output size. Here each piece is added to ``x`` in turn, and resized by a constant
     integer factor. The factors depend on which stages the pieces come from, never on the input
     size (every stage halves its input), so baking them into the graph keeps it valid for every
-    input size the graphs accept.
+    input size the graphs accept. Each source's projection becomes one 1x1 conv per target (its
+    rows of the weight) instead of one conv and a Split: OpenVINO runs a channel split of a
+    channels-last tensor with its reference kernel, slower than the smaller convolutions.
     """
 
     def __init__(self, link: CompositeLink) -> None:
         super().__init__()
-        self.link = link  # shares the projection weights
         self.stages = link.stages
+        self.projections = nn.ModuleDict()
+        for name in self.stages:
+            whole, parts, start = link.projections[name], nn.ModuleList(), 0
+            for channels in link.splits[name]:
+                part = nn.Conv2d(whole.in_channels, channels, 1, bias=True)
+                with torch.no_grad():
+                    part.weight.copy_(whole.weight[start:start + channels])
+                    part.bias.copy_(whole.bias[start:start + channels])
+                parts.append(part)
+                start += channels
+            self.projections[name] = parts
+
+    def project(self, features: Mapping[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+        """The pieces :meth:`CompositeLink.project` gives, one convolution each."""
+        pieces: dict[str, list[torch.Tensor]] = {name: [] for name in self.stages}
+        for name in self.stages:
+            for target, conv in zip(self.stages, self.projections[name]):
+                pieces[target].append(conv(features[name]))
+        return pieces
 
     @staticmethod
     def fuse_into(x: torch.Tensor, pieces: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -86,7 +106,7 @@ class ExportLink(nn.Module):
 
     def hook(self, features: Mapping[str, torch.Tensor]):
         """The backbone fuse hook, as :meth:`CompositeLink.hook` gives it."""
-        pieces = self.link.project(features)
+        pieces = self.project(features)
 
         def fuse(stage: str, x: torch.Tensor) -> torch.Tensor:
             return self.fuse_into(x, pieces[stage]) if stage in pieces else x

@@ -41,12 +41,13 @@ from engine.model.blocks import SpaceToDepth
 from engine.model.composite import CompositeLink, ExportLink
 from engine.model.detector import DynamicDetector, Stage1Output
 from engine.model.families import LoadedModel
+from engine.model.head import ExportHead
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
 # Bump when the graphs' layout or names change, so stale cache entries are not reused.
-EXPORT_VERSION = 2  # 2: the composite link exported through ExportLink
+EXPORT_VERSION = 3  # 2: the composite link exported through ExportLink; 3: ExportHead, split projections
 GRAPHS = ("stage1", "exit1", "exit2")
 FEATURE_PREFIX = "feat_"
 EXIT_OUTPUT = "predictions"
@@ -227,6 +228,8 @@ def _export_graphs(model: DynamicDetector, folder: Path, opset: int, sample_size
     fused = copy.deepcopy(model).float().cpu().fuse()
     if isinstance(fused.link, CompositeLink):
         fused.link = ExportLink(fused.link)  # same sums, fewer glue operators in the graph
+    for detector in (fused.first, fused.second):
+        detector.head = ExportHead(detector.head)  # same boxes, decoded in the convolutions' layout
     folded = isinstance(fused.input_transform, SpaceToDepth)
     backbone_input = "folded" if folded else "images"
     features = stage1_features(fused)
