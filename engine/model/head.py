@@ -107,13 +107,14 @@ class ExportHead(nn.Module):
     Traced as written, decoding becomes per level a transpose of the logits to channels-last, a
     split into xy / wh / rest, arithmetic on each and a concat along the last axis (OpenVINO runs
     that split and concat with its reference kernels). Here every channel is decoded in the
-    convolution's own layout by one expression, ``s * (s * q + l) + gx * cx + gy * cy + k`` with
-    ``s`` the sigmoid, ``gx`` / ``gy`` the cell's column and row and per-channel constants:
+    convolution's own layout by one expression,
+    ``s * (s * quad + lin) + gx * step_x + gy * step_y + shift`` with ``s`` the sigmoid, ``gx`` /
+    ``gy`` the cell's column and row and per-channel constants (zero where not named):
 
-    - x, y: ``l = 2 * stride``, ``c = stride`` on their own axis, ``k = -stride / 2``, which is
-      ``(2 s - 0.5 + grid) * stride``;
-    - w, h: ``q = 4 * anchor``, which is ``(2 s)^2 * anchor``;
-    - objectness and classes: ``l = 1``.
+    - x, y: ``lin = 2 * stride``, ``step = stride`` on their own axis, ``shift = -stride / 2``,
+      which is ``(2 s - 0.5 + grid) * stride``;
+    - w, h: ``quad = 4 * anchor``, which is ``(2 s)^2 * anchor``;
+    - objectness and classes: ``lin = 1``.
 
     Then one transpose per level puts the channels last, in :meth:`DetectHead.decode`'s order.
     """
@@ -125,15 +126,16 @@ class ExportHead(nn.Module):
         self.predictors = head.predictors  # shares the weights
         self.num_anchors, self.num_outputs = head.num_anchors, head.num_outputs
         levels, anchors, outputs = len(head.strides), head.num_anchors, head.num_outputs
-        q, l, cx, cy, k = (torch.zeros(levels, anchors, outputs) for _ in range(5))
+        quad, lin, step_x, step_y, shift = (torch.zeros(levels, anchors, outputs) for _ in range(5))
         for level, stride in enumerate(head.strides):
-            l[level, :, 0:2] = 2.0 * stride
-            cx[level, :, 0] = stride
-            cy[level, :, 1] = stride
-            k[level, :, 0:2] = -0.5 * stride
-            q[level, :, 2:4] = 4.0 * head.anchors[level]
-            l[level, :, 4:] = 1.0
-        for name, value in zip(("q", "l", "cx", "cy", "k"), (q, l, cx, cy, k)):
+            lin[level, :, 0:2] = 2.0 * stride
+            step_x[level, :, 0] = stride
+            step_y[level, :, 1] = stride
+            shift[level, :, 0:2] = -0.5 * stride
+            quad[level, :, 2:4] = 4.0 * head.anchors[level]
+            lin[level, :, 4:] = 1.0
+        constants = {"quad": quad, "lin": lin, "step_x": step_x, "step_y": step_y, "shift": shift}
+        for name, value in constants.items():
             self.register_buffer(name, value.view(levels, 1, anchors * outputs, 1, 1))
 
     def forward(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -148,8 +150,8 @@ class ExportHead(nn.Module):
             s = y.sigmoid()
             gx = torch.arange(w, dtype=y.dtype, device=y.device).view(1, 1, 1, w)
             gy = torch.arange(h, dtype=y.dtype, device=y.device).view(1, 1, h, 1)
-            offset = gx * self.cx[level] + gy * self.cy[level] + self.k[level]
-            boxes = s * (s * self.q[level] + self.l[level]) + offset
+            offset = gx * self.step_x[level] + gy * self.step_y[level] + self.shift[level]
+            boxes = s * (s * self.quad[level] + self.lin[level]) + offset
             boxes = boxes.view(n, self.num_anchors, self.num_outputs, h * w).transpose(2, 3)
             decoded.append(boxes.reshape(n, -1, self.num_outputs))
         return torch.cat(decoded, 1)

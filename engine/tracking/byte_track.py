@@ -183,9 +183,10 @@ class ByteTrack:
         lost = np.array([t.state != State.TRACKED for t in tracks])
         means[lost, 7] = 0
         noise = (means[:, 3:4] * _PROCESS_NOISE_SCALE) ** 2 + _PROCESS_NOISE_FLOOR
-        # Constant velocity, F = [[I, I], [0, I]]: every position component moves by its velocity, and F P F^T as block sums (cheaper than two stacked
-        # matmuls): with P = [[A, B], [C, D]], rows first give [[A + C, B + D], [C, D]], then
-        # columns [[A + B + C + D, B + D], [C + D, D]].
+        # Constant velocity, F = [[I, I], [0, I]]: every position component moves by its
+        # velocity, and F P F^T as block sums (cheaper than two stacked matmuls): with
+        # P = [[A, B], [C, D]], rows first give [[A + C, B + D], [C, D]], then columns
+        # [[A + B + C + D, B + D], [C + D, D]].
         means[:, :4] += means[:, 4:]
         covs[:, :4, :] += covs[:, 4:, :]
         covs[:, :, :4] += covs[:, :, 4:]

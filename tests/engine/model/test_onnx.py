@@ -241,3 +241,31 @@ def test_export_link_sums_like_the_composite_link(size):
             x = torch.rand_like(pieces[stage][0])  # the first piece comes from this stage: x's shape
             lean, eager = ExportLink.fuse_into(x, pieces[stage]), CompositeLink.fuse_into(x, pieces[stage])
             torch.testing.assert_close(lean, eager)
+
+
+@pytest.mark.parametrize("size", [(64, 96), (128, 64)])
+def test_export_link_projects_like_the_composite_link(size):
+    from engine.model.composite import ExportLink
+
+    model = tiny_model(seed=5)
+    with torch.no_grad():
+        features = model.stage1(torch.rand(2, 3, *size)).features
+        eager, lean = model.link.project(features), ExportLink(model.link).project(features)
+    assert eager.keys() == lean.keys()
+    for stage in eager:
+        for a, b in zip(eager[stage], lean[stage], strict=True):
+            torch.testing.assert_close(b, a)
+
+
+@pytest.mark.parametrize("size", [(64, 96), (96, 64)])
+def test_export_head_decodes_like_the_head(size):
+    from engine.model.head import ExportHead
+
+    model = tiny_model(seed=6).fuse()
+    with torch.no_grad():
+        s1 = model.stage1(torch.rand(2, 3, *size))
+        neck = model.first.neck(s1.features)
+        head = model.first.head
+        eager = head.decode(head(neck))
+        lean = ExportHead(head)
+        torch.testing.assert_close(lean.decode(lean(neck)), eager, rtol=1e-5, atol=1e-3)
