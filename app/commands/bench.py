@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
               "backends": {name: _backend_row(backends[name], times, eager, gflops)
                            for name, times in measured.items()},
               "machine": machine_peak(threads)}
+    for name, backend in backends.items():
+        if hasattr(backend, "kernel_ms"):  # a runtime that counts its kernels (OpenVINO)
+            report["backends"][name]["kernels"] = _kernel_split(backend, imgsz, args.runs)
     if choice is not None:
         report["auto"] = {"chose": choice.name, "reason": choice.reason, "path_ms": choice.path_ms}
     # Random weights (--config) find nothing worth timing on the demo unless asked.
@@ -237,6 +240,20 @@ def _backend_row(backend: Any, measured: dict[str, list[float]], eager: dict[str
     precision = getattr(backend, "precision", "f32")
     row["precision"] = precision
     return row
+
+
+def _kernel_split(backend: Any, imgsz: int, runs: int) -> dict[str, Any]:
+    """Per graph, on one frame as the pipeline hands it over (letterboxed ``uint8``): kernel time,
+    the share of it outside convolutions (fused activations count as convolution) and the
+    largest kinds of operation there."""
+    frame = np.random.default_rng(0).integers(0, 256, (1, imgsz, imgsz, 3), dtype=np.uint8)
+    split = {}
+    for graph, by_op in backend.kernel_ms(frame, runs=max(runs, 20)).items():
+        total = sum(by_op.values())
+        others = [(op, ms) for op, ms in by_op.most_common() if op != "Convolution"]
+        split[graph] = {"kernel_ms": round(total, 3), "non_conv_share": round(1 - by_op["Convolution"] / total, 3),
+                        "largest_non_conv_ms": {op: round(ms, 3) for op, ms in others[:4]}}
+    return split
 
 
 def machine_peak(threads: int) -> dict[str, Any]:

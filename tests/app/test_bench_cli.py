@@ -38,6 +38,11 @@ def test_bench_auto_says_which_runtime_it_chose():
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["backend"] == report["auto"]["chose"] in report["backends"] and "pipeline" not in report
+    if "openvino" in report["backends"]:  # OpenVINO counts its kernels: the split per graph
+        kernels = report["backends"]["openvino"]["kernels"]
+        assert set(kernels) == {"stage1", "exit1", "exit2"}
+        for graph in kernels.values():
+            assert graph["kernel_ms"] > 0 and 0 < graph["non_conv_share"] < 1 and graph["largest_non_conv_ms"]
 
 
 def test_export_writes_then_reuses_graphs(tmp_path):
