@@ -62,9 +62,9 @@ class _StaticGraph:
     Threads may run it at once: each calling thread has its own infer request per compiled shape.
     """
 
-    def __init__(self, core: ov.Core, path: Path, config: dict[str, object]) -> None:
+    def __init__(self, core: ov.Core, model: ov.Model, config: dict[str, object]) -> None:
         self.core = core
-        self.model = core.read_model(str(path))
+        self.model = model
         self.config = config
         self.inputs = [i.get_any_name() for i in self.model.inputs]
         self.outputs = [o.get_any_name() for o in self.model.outputs]
@@ -176,7 +176,7 @@ class OpenVinoBackend:
         cache = scratch_dir(graphs, "openvino") if cache_dir is None else cache_dir
         if cache:
             core.set_property({"CACHE_DIR": str(cache)})
-        self._graphs = {g: _StaticGraph(core, graphs.files[g], config) for g in GRAPHS}
+        self._graphs = {g: _StaticGraph(core, core.read_model(str(graphs.files[g])), config) for g in GRAPHS}
         self._core = core
         self.precision = precision if precision != "auto" else _default_precision(core)
         logger.debug("OpenVINO %s, %d threads, %s, graphs in %s", ov.__version__, self.threads, self.precision,
@@ -228,8 +228,8 @@ class OpenVinoBackend:
         """Per graph, mean kernel milliseconds per kind of operation on ``images`` (a batch as
         :meth:`stage1` takes it), from OpenVINO's performance counters: the graphs are compiled
         again for counting, without the on-disk cache, so this backend's own runs stay uncounted."""
-        counting = {g: _StaticGraph(ov.Core(), self.graphs.files[g], {**self._config, "PERF_COUNT": True})
-                    for g in GRAPHS}
+        counting = {name: _StaticGraph(ov.Core(), graph.model.clone(), {**self._config, "PERF_COUNT": True})
+                    for name, graph in self._graphs.items()}
         images = np.ascontiguousarray(images if images.dtype == np.uint8 else np.asarray(images, np.float32))
         values = {"images": images, **counting["stage1"].run({"images": images})}
         split = {}
