@@ -231,25 +231,32 @@ def _nms_one(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_
 
     Right after the network every library call here pays for its code and data having left the
     CPU's caches (tens of microseconds per distinct call, measured), so this path keeps its calls
-    few: one objectness filter, the class maxima of the candidates, one NMS call.
+    few: one objectness filter, the class maxima of the candidates, the boxes written into one
+    array, one NMS call.
     """
-    rows = pred[pred[:, 4] > conf_threshold].astype(np.float32, copy=False)  # objectness bounds the score
+    rows = pred[pred[:, 4] > conf_threshold]  # objectness bounds the score
     class_scores = rows[:, 5:] * rows[:, 4:5]
-    cls = class_scores.argmax(1)
-    score = np.take_along_axis(class_scores, cls[:, None], 1)
-    keep = score[:, 0] > conf_threshold
-    rows, score, cls = rows[keep], score[keep], cls[keep, None].astype(np.float32)
+    cls, score = class_scores.argmax(1), class_scores.max(1)
+    keep = score > conf_threshold
+    rows, score, cls = rows[keep], score[keep], cls[keep]
     if len(rows) > max_candidates:
-        best = np.argpartition(-score[:, 0], max_candidates)[:max_candidates]
+        best = np.argpartition(-score, max_candidates)[:max_candidates]
         rows, score, cls = rows[best], score[best], cls[best]
     if not len(rows):
         return np.zeros((0, 6), np.float32)
-    # x, y, width, height, with each class shifted by more than the coordinates' span so that
-    # boxes of different classes never overlap: class-aware NMS in one call. OpenCV's NMS keeps
-    # the same boxes as torchvision's (a box goes when its IoU with a better one exceeds the
-    # threshold, best first) in two thirds of torchvision's time right after the network.
+    found = np.empty((len(rows), 6), np.float32)  # x1, y1, x2, y2, score, class
     half = rows[:, 2:4] / 2
-    boxes = np.concatenate([rows[:, :2] - half, rows[:, :2] + half], 1)  # x1, y1, x2, y2
-    xywh = np.concatenate([boxes[:, :2] + cls * (float(boxes.max() - boxes.min()) + 1), rows[:, 2:4]], 1)
-    kept = np.asarray(cv2.dnn.NMSBoxes(xywh, score[:, 0], 0.0, iou_threshold), np.int64).reshape(-1)[:max_detections]
-    return np.concatenate([boxes[kept], score[kept], cls[kept]], 1)
+    found[:, 0:2] = rows[:, 0:2] - half
+    found[:, 2:4] = rows[:, 0:2] + half
+    found[:, 4], found[:, 5] = score, cls
+    # x, y, width, height, with each class shifted by more than the boxes' span so that boxes of
+    # different classes never overlap: class-aware NMS in one call. OpenCV's NMS keeps the same
+    # boxes as torchvision's (a box goes when its IoU with a better one exceeds the threshold,
+    # best first) in two thirds of torchvision's time right after the network; it reads float64
+    # boxes 2.5x faster than float32 ones (which its binding converts element by element).
+    xywh = np.empty((len(rows), 4))
+    xywh[:, 0] = found[:, 0] + cls * (float(found[:, 2].max() - found[:, 0].min()) + 1)
+    xywh[:, 1] = found[:, 1]
+    xywh[:, 2:4] = rows[:, 2:4]
+    kept = np.asarray(cv2.dnn.NMSBoxes(xywh, score, 0.0, iou_threshold), np.int64).reshape(-1)[:max_detections]
+    return found[kept]
