@@ -241,6 +241,36 @@ def test_two_workers_overlap_and_publish_every_frame_once_in_order(cameras):
         assert engine.lane_stats(f"cam{i}").frames_processed == 40
 
 
+def test_a_worker_done_ahead_goes_on_while_an_earlier_frame_runs():
+    """A slow frame holds back its lane's later results, not the other worker."""
+
+    class SlowFirstFrame(FakePredictor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.finished: dict[int, float] = {}
+
+        def predict(self, images, threshold=0.5, route="auto", prepared=None):
+            self.cost = 0.3 if images[0][0, 0, 0] == 0 else 0.005
+            try:
+                return super().predict(images, threshold, route)
+            finally:
+                self.finished[int(images[0][0, 0, 1])] = time.perf_counter()
+
+    frames: queue.Queue = queue.Queue()
+    for i in range(12):
+        image = np.full((8, 8, 3), 128, np.uint8)
+        # Frame 1 is slow (frame 0 runs alone: the second worker starts after it); channel 1 names the frame.
+        image[0, 0, 0], image[0, 0, 1] = (0 if i == 1 else 128), i
+        frames.put(Frame(i, i / 10, time.time(), image))
+    frames.put(StreamEnd("eof"))
+    out, predictor = Collect(), SlowFirstFrame()
+    engine = start([Lane("cam", frames, [out], live=False)], predictor=predictor, workers=2)
+    assert engine.join(10)
+    assert [r.frame.index for r in out.results] == list(range(12))  # still published in order
+    ahead = [i for i in range(2, 12) if predictor.finished[i] < predictor.finished[1]]
+    assert len(ahead) >= 5, ahead  # the other worker kept running frames meanwhile
+
+
 def test_two_workers_stop_a_lane_at_exactly_its_frame_limit():
     out = Collect()
     engine = start([Lane("cam", filled(50), [out], live=False, max_frames=7)], predictor=OverlapPredictor(),
