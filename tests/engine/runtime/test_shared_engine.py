@@ -330,3 +330,14 @@ def test_pacing_lets_idle_time_be_caught_up():
     assert engine.join(5)
     burst = [r.extra["engine_done"] for r in out.results[10:14]]
     assert len(burst) == 4 and burst[-1] - burst[0] < 0.1, burst  # strict spacing: 0.15 s
+
+
+def test_a_finished_lanes_latency_figures_cover_every_frame():
+    out = Collect()
+    engine = start([Lane("cam", filled(40), [out], live=False)], predictor=FakePredictor(0.001))
+    assert engine.join(10)
+    stats = engine.lane_stats("cam")
+    latencies = [r.latency_ms for r in out.results]
+    assert stats.frames_processed == len(latencies) == 40 and stats.ended is not None
+    assert stats.recent_latency_ms == pytest.approx(float(np.mean(latencies)))
+    assert stats.recent_p95_latency_ms == pytest.approx(float(np.percentile(latencies, 95)))
