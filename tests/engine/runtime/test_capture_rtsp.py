@@ -153,4 +153,6 @@ def test_recording_timeline_follows_the_wall_clock_across_reconnects(rtsp_server
     settled = [statistics.median(values[20:]) for _, values in sorted(offsets.items()) if len(values) > 25]
     assert len(settled) >= 3, f"not enough connections: {sorted(offsets)}"
     drifts = [b - a for a, b in itertools.pairwise(settled)]
-    assert all(abs(d) < 0.1 for d in drifts), drifts
+    # The bug added about a second per reconnect; a loaded 2-core machine (the suite's other worker
+    # runs its own servers and models) moves the settled offset by up to ~0.12 s on its own.
+    assert all(abs(d) < 0.3 for d in drifts), drifts
