@@ -359,8 +359,22 @@ class CameraReader(FrameReader):
 
 
 def to_rgb(picture: av.VideoFrame) -> np.ndarray:
-    """Any pixel format (10-bit, 4:4:4, full-range MJPEG, odd sizes) as C-contiguous RGB24."""
+    """Any pixel format (10-bit, 4:4:4, full-range MJPEG, odd sizes) as C-contiguous RGB24.
+
+    The common case, 8-bit 4:2:0 in video range with BT.601 or unstated colours (what swscale
+    assumes), goes through OpenCV: in the decode loop it took 0.2 ms of CPU a frame where swscale
+    took 0.6 (640x360 demo), with the same coefficients (pixels within 3 levels, rounding).
+    """
+    if (picture.format.name == "yuv420p" and picture.width % 2 == 0 and picture.height % 2 == 0
+            and picture.color_range in _VIDEO_RANGE and picture.colorspace in _BT601):
+        return cv2.cvtColor(picture.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
     return np.ascontiguousarray(picture.to_ndarray(format="rgb24"))
+
+
+# FFmpeg's AVColorRange (unspecified, MPEG) and AVColorSpace (unspecified, BT470BG, SMPTE170M) values
+# that mean OpenCV's BT.601 video-range conversion is swscale's.
+_VIDEO_RANGE = (0, 1)
+_BT601 = (2, 5, 6)
 
 
 def _error_text(exc: Exception) -> str:
