@@ -234,7 +234,7 @@ def _nms_one(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_
     few: one objectness filter, the class maxima of the candidates, the boxes written into one
     array, one NMS call.
     """
-    rows = pred[pred[:, 4] > conf_threshold]  # objectness bounds the score
+    rows = pred[pred[:, 4] > conf_threshold].astype(np.float32, copy=False)  # objectness bounds the score
     class_scores = rows[:, 5:] * rows[:, 4:5]
     cls, score = class_scores.argmax(1), class_scores.max(1)
     keep = score > conf_threshold
