@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -68,6 +69,8 @@ class CameraFeed:
     def __init__(self, settings: CameraSettings, prepare: Callable[[np.ndarray], object] | None = None) -> None:
         self.settings = settings
         self.failure: str | None = None
+        self._prepare = prepare
+        self._lane: Lane | None = None
         self.latest = LatestResult()
         self.tap = RecordingTap()
         self.fanout: FanOut | None = None
@@ -75,7 +78,8 @@ class CameraFeed:
         try:
             self.capture: Capture | None = Capture(
                 settings.source, realtime=settings.realtime, stall_timeout=settings.stall_timeout,
-                max_reconnects=settings.max_reconnects, loop=settings.loop, name=settings.name, prepare=prepare)
+                max_reconnects=settings.max_reconnects, loop=settings.loop, name=settings.name,
+                prepare=self._prepare_if_wanted if prepare is not None else None)
         except SourceError as exc:
             self.capture = None
             self.failure = str(exc)
@@ -100,8 +104,18 @@ class CameraFeed:
             outputs.append(self.tap)  # all-frames recordings get each frame with its own detections
         settings = self.settings
         tracking = lane_tracking(settings.track, settings.tracker, settings.zones)
-        return Lane(self.name, self.engine_input, outputs, live=self.live, max_fps=settings.fps, tracking=tracking,
-                    track_routing=settings.track_routing)
+        self._lane = Lane(self.name, self.engine_input, outputs, live=self.live, max_fps=settings.fps,
+                          tracking=tracking, track_routing=settings.track_routing)
+        return self._lane
+
+    def _prepare_if_wanted(self, image: np.ndarray) -> object:
+        """The capture thread's hook: prepare ``image`` for the network only where the engine may
+        take it (a camera capped below its source rate skips most frames; see
+        :meth:`Lane.wants_prepared`)."""
+        lane = self._lane
+        if lane is not None and not lane.wants_prepared(time.perf_counter()):
+            return None
+        return self._prepare(image)
 
     def start_recording(self) -> None:
         """Open the recording (fails here, with one line, when the path cannot be written)."""

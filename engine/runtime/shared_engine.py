@@ -58,6 +58,8 @@ if TYPE_CHECKING:  # the predictor brings torch; torch-free importers only need 
 logger = logging.getLogger(__name__)
 #: The process's GIL switch interval while an engine runs (see SharedEngine.start).
 ENGINE_SWITCH_INTERVAL_S = 1e-4
+#: A capped live lane wants frames prepared from this many source intervals before its next slot.
+PREPARE_AHEAD_INTERVALS = 1.5
 #: Pacing: idle time that may be caught up by running frames back to back (see SharedEngine._take_due).
 PACE_BURST_S = 0.25
 
@@ -182,6 +184,19 @@ class Lane:
                 skipped += self.pending is not None
                 self.pending = item
         return skipped
+
+    def wants_prepared(self, now: float) -> bool:
+        """Whether a frame captured ``now`` may well be the one this lane runs next, so worth
+        preparing for the network on the capture thread.
+
+        A live lane capped below its source's rate replaces most frames before one is due; only
+        those that arrive within about a source interval of the next slot (or after it) can be
+        taken. Any other lane may take the next frame, so it wants them all. A frame left
+        unprepared is letterboxed by the engine, so a wrong guess costs time, never a result.
+        """
+        if not self.live or not self.max_fps or self.source_ms is None:
+            return True
+        return now >= self.next_due - PREPARE_AHEAD_INTERVALS * self.source_ms / 1000
 
     def due_in(self, now: float) -> float | None:
         """Seconds until the pending frame may run (<= 0: now); None without a pending frame."""

@@ -341,3 +341,16 @@ def test_a_finished_lanes_latency_figures_cover_every_frame():
     assert stats.frames_processed == len(latencies) == 40 and stats.ended is not None
     assert stats.recent_latency_ms == pytest.approx(float(np.mean(latencies)))
     assert stats.recent_p95_latency_ms == pytest.approx(float(np.percentile(latencies, 95)))
+
+
+def test_a_capped_live_lane_wants_frames_prepared_only_near_its_next_slot():
+    lane = Lane("cam", queue.Queue(), [Collect()], live=True, max_fps=5.0)
+    assert lane.wants_prepared(0.0)  # the source's rate is not known yet
+    lane.source_ms, lane.next_due = 1000 / 30, 10.0
+    assert not lane.wants_prepared(9.9)  # replaced by newer frames before the slot
+    assert lane.wants_prepared(9.96) and lane.wants_prepared(10.0) and lane.wants_prepared(12.0)
+    uncapped = Lane("cam", queue.Queue(), [Collect()], live=True)
+    uncapped.source_ms, uncapped.next_due = 1000 / 30, 10.0
+    files = Lane("cam", queue.Queue(), [Collect()], live=False, max_fps=5.0)
+    files.source_ms, files.next_due = 1000 / 30, 10.0
+    assert uncapped.wants_prepared(9.0) and files.wants_prepared(9.0)  # they may take any frame
