@@ -199,7 +199,11 @@ class InputPacker:
         buffers = self._resized.get((height, width))
         if buffers is None:
             buffers = (np.empty((height, width, 3), np.uint8), [np.empty((height, width), np.uint8) for _ in range(3)])
-            self._resized = {(height, width): buffers}  # keep only the latest size
+            # A stream needs one size, or two where prepared frames (the padded input size) mix with
+            # frames resized here (the unpadded one); keeping both spares a reallocation per frame.
+            if len(self._resized) >= 2:
+                self._resized.pop(next(iter(self._resized)))
+            self._resized[(height, width)] = buffers
         return buffers
 
 
