@@ -71,6 +71,25 @@ def test_uint8_frames_run_like_their_float_batch(weights, batch):
         backend.stage1(pixels[..., :2])
 
 
+def test_bf16_passes_feature_maps_as_bf16_bits(weights, batch):
+    # In bf16 the feature maps cross between the graphs as raw bfloat16 bits: read as anything
+    # else (float16, as OpenVINO types them) the exits would see wrong numbers.
+    reference = TorchBackend(load_model(weights).model)
+    backend = ov_backend.OpenVinoBackend.from_model(load_model(weights), weights, threads=1, precision="bf16")
+    state_t, scores_t = reference.stage1(batch)
+    state_o, scores_o = backend.stage1(batch)
+    features = [name for name in state_o.values if ov_backend.is_passed_feature(name)]
+    assert features and all(state_o.values[name].dtype == ov_backend.RAW_BF16 for name in features)
+    assert np.abs(scores_o - np.asarray(scores_t)).max() < 0.01
+    for exit_id in (1, 2):
+        run_t, run_o = getattr(reference, f"exit{exit_id}"), getattr(backend, f"exit{exit_id}")
+        for index in (None, np.array([1, 3])):
+            got, want = run_o(state_o, index), np.asarray(run_t(state_t, index))
+            assert got.shape == want.shape
+            assert np.abs(got[..., 4:] - want[..., 4:]).max() < 0.01  # objectness and class probabilities
+            assert (np.abs(got[..., :4] - want[..., :4]) / (np.abs(want[..., :4]) + 1)).max() < 0.02
+
+
 def test_its_own_precision_keeps_the_shipped_models_map():
     weights = ASSETS / "dy-yolov7-tiny.safetensors"
     if not weights.exists() or not (ASSETS / "demo.json").exists():
