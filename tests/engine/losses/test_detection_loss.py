@@ -168,7 +168,7 @@ def test_consistent_with_the_model_heads_inference_decoding() -> None:
     head = DetectHead([4, 4, 4], NUM_CLASSES, ANCHORS, STRIDES)
     raw = [torch.randn(2, 3, IMGSZ // s, IMGSZ // s, 5 + NUM_CLASSES) for s in STRIDES]
     shapes = [(r.shape[2], r.shape[3]) for r in raw]
-    decoded = head.decode(raw)  # [N, sum A*H*W, 5 + C]: level-major, then anchor, row, column
+    decoded = head.decode(raw)  # [N, sum H*W*A, 5 + C]: level-major, then row, column, anchor
     offset = 0
     for level_raw, stride, level in zip(raw, STRIDES, assign_targets(TARGETS, ANCHORS, STRIDES, shapes)):
         picked = level_raw[level.image, level.anchor, level.grid_y, level.grid_x]  # [P, 5 + C]
@@ -176,7 +176,7 @@ def test_consistent_with_the_model_heads_inference_decoding() -> None:
         xy = (picked[:, :2].sigmoid() * 2 - 0.5 + cells) * stride
         wh = (picked[:, 2:4].sigmoid() * 2) ** 2 * level.anchors * stride
         height, width = level_raw.shape[2:4]
-        rows = offset + (level.anchor * height + level.grid_y) * width + level.grid_x
+        rows = offset + (level.grid_y * width + level.grid_x) * 3 + level.anchor
         torch.testing.assert_close(decoded[level.image, rows, :4], torch.cat([xy, wh], dim=1))
         offset += 3 * height * width
     features = [torch.randn(2, 4, IMGSZ // s, IMGSZ // s) for s in STRIDES]

@@ -11,6 +11,7 @@ import torch
 from engine import load_model
 from engine.model.build import build_dynamic_detector
 from engine.model.reference import arch_from_reference_yaml, reference_key_map
+from tests.engine.model.helpers import cell_major
 
 BOX_TOL = 0.01
 PROB_TOL = 1e-4
@@ -23,7 +24,7 @@ def _check(model, io) -> None:
     assert abs(score.item() - float(io["score"].reshape(-1)[0])) < SCORE_TOL
     for exit_id, key in ((1, "easy"), (2, "hard")):
         ours = model.predict_exit(x, exit_id).numpy()
-        ref = io[key]
+        ref = cell_major(io[key], x.shape[2:], model.first.head)
         assert ours.shape == ref.shape
         assert np.abs(ours[..., :4] - ref[..., :4]).max() < BOX_TOL, f"exit {exit_id} boxes"
         assert np.abs(ours[..., 4:] - ref[..., 4:]).max() < PROB_TOL, f"exit {exit_id} probabilities"
