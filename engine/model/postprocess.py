@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import torch
 
+from engine.model.nms_kernel import nms_rows
+
 PAD_VALUE = 114
 
 
@@ -37,7 +39,7 @@ class Letterbox:
 @functools.lru_cache(maxsize=64)
 def _box_bounds(pad_x: float, pad_y: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """A letterbox's padding and image size as per-coordinate rows, made once per stream (every
-    NumPy call counts right after the network: see :func:`_nms_one`). Read only."""
+    NumPy call counts right after the network: see :mod:`engine.model.nms_kernel`). Read only."""
     pad = np.array([pad_x, pad_y, pad_x, pad_y], np.float32)
     size = np.array([width, height, width, height], np.float32)
     pad.flags.writeable = size.flags.writeable = False
@@ -221,12 +223,10 @@ class InputPacker:
 
 def nms(predictions: torch.Tensor | np.ndarray, conf_threshold: float = 0.25, iou_threshold: float = 0.45,
         max_detections: int = 300, max_candidates: int = 10_000) -> list[torch.Tensor]:
-    """Class-aware NMS per image.
+    """Class-aware NMS per image (see :func:`~engine.model.nms_kernel.nms_rows` for the rule).
 
-    The score filter runs first, in NumPy on the objectness column, so that box conversion,
-    class maxima and NMS itself only ever see the few candidates (a few dozen to a few hundred of
-    thousands of anchors on a typical frame), and no PyTorch operator runs on a whole prediction
-    tensor (its thread pool would wake and compete with the inference runtime's threads).
+    No PyTorch operator runs on a whole prediction tensor (its thread pool would wake and compete
+    with the inference runtime's threads): each image's rows go to one compiled call.
 
     Args:
         predictions: ``[N, A, 5 + C]`` decoded (cx, cy, w, h, objectness, class probabilities).
@@ -237,37 +237,6 @@ def nms(predictions: torch.Tensor | np.ndarray, conf_threshold: float = 0.25, io
     """
     if isinstance(predictions, torch.Tensor):
         predictions = predictions.detach().cpu().numpy()
-    return [torch.from_numpy(_nms_one(pred, conf_threshold, iou_threshold, max_detections, max_candidates))
+    return [torch.from_numpy(nms_rows(np.ascontiguousarray(pred, np.float32), conf_threshold, iou_threshold,
+                                      max_detections, max_candidates))
             for pred in predictions]
-
-
-def _nms_one(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_detections: int,
-             max_candidates: int) -> np.ndarray:
-    """``[A, 5 + C]`` predictions of one image -> ``[K, 6]`` detections.
-
-    Right after the network every library call here pays for its code and data having left the
-    CPU's caches (15-25 microseconds per NumPy call, measured, against 1-2 warm), so this path
-    keeps its calls few: one objectness filter, the class maxima of the candidates, their
-    top-left boxes, one NMS call, and the kept rows written out.
-    """
-    rows = pred[pred[:, 4] > conf_threshold]  # objectness bounds the score
-    class_scores = rows[:, 5:] * rows[:, 4:5]
-    cls = class_scores.argmax(1)
-    score = class_scores.max(1)
-    if len(rows) > max_candidates:
-        best = np.argpartition(-score, max_candidates)[:max_candidates]
-        rows, score, cls = rows[best], score[best], cls[best]
-    # Top-left x, y, width, height in float64, which OpenCV reads 2.5x faster than float32 (its
-    # binding converts those element by element). NMSBoxesBatched is class-aware (boxes of
-    # different classes never suppress each other), drops scores not above the threshold and
-    # keeps torchvision's rule: a box goes when its IoU with a better one exceeds the threshold,
-    # best first; in two thirds of torchvision's time right after the network.
-    xywh = rows[:, :4].astype(np.float64)
-    xywh[:, :2] -= xywh[:, 2:] * 0.5
-    kept = np.asarray(cv2.dnn.NMSBoxesBatched(xywh, score, cls, conf_threshold, iou_threshold),
-                      np.int64).reshape(-1)[:max_detections]
-    found = np.empty((len(kept), 6), np.float32)  # x1, y1, x2, y2, score, class
-    found[:, 0:2] = xywh[kept, 0:2]
-    found[:, 2:4] = found[:, 0:2] + rows[kept, 2:4]
-    found[:, 4], found[:, 5] = score[kept], cls[kept]
-    return found

@@ -113,3 +113,17 @@ def test_nms_equals_batched_nms_over_all_anchors(conf):
 def test_nms_of_an_image_without_candidates_is_empty():
     out = nms(torch.zeros(1, 10, 8), 0.25)
     assert out[0].shape == (0, 6)
+
+
+def test_nms_considers_only_the_best_candidates_and_reads_any_layout():
+    generator = torch.Generator().manual_seed(1)
+    centres = torch.rand(1, 500, 2, generator=generator) * 200
+    sizes = torch.rand(1, 500, 2, generator=generator) * 40 + 2
+    predictions = torch.cat([centres, sizes, torch.rand(1, 500, 4, generator=generator)], -1)
+    capped = nms(predictions, 0.05, 0.45, 300, max_candidates=40)[0]
+    scores = (predictions[0, :, 5:] * predictions[0, :, 4:5]).max(1).values
+    best = scores.argsort(descending=True)[:40]
+    torch.testing.assert_close(capped, _reference_nms(predictions[:, best], 0.05, 0.45, 300)[0], atol=1e-4, rtol=0)
+    # float64 and non-contiguous rows (a transposed view) give the same detections
+    strided = np.ascontiguousarray(predictions.numpy().transpose(0, 2, 1)).astype(np.float64).transpose(0, 2, 1)
+    torch.testing.assert_close(nms(strided, 0.05, 0.45, 300)[0], nms(predictions, 0.05, 0.45, 300)[0])
