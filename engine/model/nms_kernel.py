@@ -58,7 +58,8 @@ def nms_rows(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_
     for a in order:
         if n_kept == len(kept):
             break
-        x1, y1, x2, y2 = np.float64(boxes[a, 0]), np.float64(boxes[a, 1]), np.float64(boxes[a, 2]), np.float64(boxes[a, 3])
+        x1, y1 = np.float64(boxes[a, 0]), np.float64(boxes[a, 1])
+        x2, y2 = np.float64(boxes[a, 2]), np.float64(boxes[a, 3])
         area = (x2 - x1) * (y2 - y1)
         keep = True
         for t in range(n_kept):
