@@ -84,3 +84,9 @@ def nms_rows(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_
         out[t, 0], out[t, 1], out[t, 2], out[t, 3] = boxes[a, 0], boxes[a, 1], boxes[a, 2], boxes[a, 3]
         out[t, 4], out[t, 5] = scores[a], classes[a]
     return out
+
+
+def compile_now() -> None:
+    """Compile the kernel (or load it from the cache) now instead of on the first frame: setup
+    calls this, so that a first run does not pause for the compilation."""
+    nms_rows(np.zeros((1, 6), np.float32), 0.5, 0.5, 1, 1)
