@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -c 'from engine.model.nms_kernel import compile_now; compile_now()'  # cached per machine
+	$(PY) -c 'from engine.model.box_kernels import compile_now; compile_now()'  # cached per machine
 	touch $@
 
 setup: $(VENV)/.installed

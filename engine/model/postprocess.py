@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from engine.model.nms_kernel import nms_rows
+from engine.model.box_kernels import boxes_to_original, nms_rows
 
 PAD_VALUE = 114
 
@@ -29,21 +28,8 @@ class Letterbox:
 
     def to_original(self, boxes: np.ndarray) -> np.ndarray:
         """``[K, 4]`` xyxy boxes in input pixels -> original pixels, clipped to the image."""
-        pad, size = _box_bounds(self.pad_x, self.pad_y, self.orig_width, self.orig_height)
-        out = np.subtract(boxes, pad, dtype=np.float32)
-        out *= np.float32(1 / self.scale)
-        np.maximum(out, 0, out=out)  # the ufuncs themselves: np.clip's wrapper costs more than they do
-        return np.minimum(out, size, out=out)
-
-
-@functools.lru_cache(maxsize=64)
-def _box_bounds(pad_x: float, pad_y: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """A letterbox's padding and image size as per-coordinate rows, made once per stream (every
-    NumPy call counts right after the network: see :mod:`engine.model.nms_kernel`). Read only."""
-    pad = np.array([pad_x, pad_y, pad_x, pad_y], np.float32)
-    size = np.array([width, height, width, height], np.float32)
-    pad.flags.writeable = size.flags.writeable = False
-    return pad, size
+        return boxes_to_original(np.asarray(boxes, np.float32), self.pad_x, self.pad_y, 1 / self.scale,
+                                 self.orig_width, self.orig_height)
 
 
 def letterbox_shape(width: int, height: int, imgsz: int, stride: int = 32, square: bool = False
@@ -223,7 +209,7 @@ class InputPacker:
 
 def nms(predictions: torch.Tensor | np.ndarray, conf_threshold: float = 0.25, iou_threshold: float = 0.45,
         max_detections: int = 300, max_candidates: int = 10_000) -> list[torch.Tensor]:
-    """Class-aware NMS per image (see :func:`~engine.model.nms_kernel.nms_rows` for the rule).
+    """Class-aware NMS per image (see :func:`~engine.model.box_kernels.nms_rows` for the rule).
 
     No PyTorch operator runs on a whole prediction tensor (its thread pool would wake and compete
     with the inference runtime's threads): each image's rows go to one compiled call.

@@ -127,3 +127,13 @@ def test_nms_considers_only_the_best_candidates_and_reads_any_layout():
     # float64 and non-contiguous rows (a transposed view) give the same detections
     strided = np.ascontiguousarray(predictions.numpy().transpose(0, 2, 1)).astype(np.float64).transpose(0, 2, 1)
     torch.testing.assert_close(nms(strided, 0.05, 0.45, 300)[0], nms(predictions, 0.05, 0.45, 300)[0])
+
+
+def test_boxes_go_back_through_the_letterbox_clipped_to_the_image():
+    image = np.zeros((360, 640, 3), np.uint8)
+    _, box = letterbox(image, 320)  # scale 0.5, 180 rows padded to 192: 6 above
+    rows = np.array([[10, 16, 110, 66, 0.9, 1], [-5, 0, 400, 200, 0.5, 0]], np.float32)
+    back = box.to_original(rows[:, :4])  # a view of the detection rows, as the predictor hands them
+    np.testing.assert_allclose(back, [[20, 20, 220, 120], [0, 0, 640, 360]], atol=1e-4)
+    assert back.dtype == np.float32 and back.flags.c_contiguous
+    assert box.to_original(np.zeros((0, 4), np.float32)).shape == (0, 4)
