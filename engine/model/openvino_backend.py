@@ -153,7 +153,9 @@ class _StaticGraph:
         # request's buffers, which the next run of this shape overwrites.
         result = request.infer({name: ov.Tensor(a, a.shape, ov.Type.bf16) if a.dtype == RAW_BF16 else a
                                 for name, a in zip(self.inputs, arrays)}, share_inputs=True, share_outputs=False)
-        return {name: _raw_bits(result[name]) for name in self.outputs}, request
+        raw = self.passed == ov.Type.bf16  # OpenVINO hands bfloat16 out typed float16: keep them plainly bits
+        return {name: result[name].view(RAW_BF16) if raw and is_passed_feature(name) else result[name]
+                for name in self.outputs}, request
 
 
 class OpenVinoBackend:
@@ -270,12 +272,6 @@ class OpenVinoBackend:
             rows = np.asarray(index, dtype=np.int64)
             feeds = {name: state.values[name][rows] for name in names}  # gathers a contiguous copy
         return self._graphs[graph].run(feeds)[EXIT_OUTPUT]
-
-
-def _raw_bits(array: np.ndarray) -> np.ndarray:
-    """An output as this module holds it: OpenVINO hands bfloat16 out typed float16, which would
-    read as wrong numbers; as RAW_BF16 they are plainly bits."""
-    return array.view(RAW_BF16) if array.dtype == np.float16 else array
 
 
 def is_passed_feature(name: str) -> bool:

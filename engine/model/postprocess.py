@@ -28,8 +28,9 @@ class Letterbox:
 
     def to_original(self, boxes: np.ndarray) -> np.ndarray:
         """``[K, 4]`` xyxy boxes in input pixels -> original pixels, clipped to the image."""
-        return boxes_to_original(np.asarray(boxes, np.float32), self.pad_x, self.pad_y, 1 / self.scale,
-                                 self.orig_width, self.orig_height)
+        # Floats throughout: the kernel is compiled (and cached by setup) for one signature.
+        return boxes_to_original(np.asarray(boxes, np.float32), float(self.pad_x), float(self.pad_y),
+                                 1 / self.scale, float(self.orig_width), float(self.orig_height))
 
 
 def letterbox_shape(width: int, height: int, imgsz: int, stride: int = 32, square: bool = False
