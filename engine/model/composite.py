@@ -61,12 +61,11 @@ class ExportLink(nn.Module):
 
     Traced as written, ``fuse_into`` becomes per target stage an Unsqueeze per piece, a Concat
     and a ReduceSum (the stack), and per resize a Shape/Gather/Slice/Concat chain feeding
-    Resize's output size. Here each piece is added to ``x`` in turn, and resized by a constant
-    integer factor. The factors depend on which stages the pieces come from, never on the input
-    size (every stage halves its input), so baking them into the graph keeps it valid for every
-    input size the graphs accept. Each source's projection becomes one 1x1 conv per target (its
-    rows of the weight) instead of one conv and a Split: OpenVINO runs a channel split of a
-    channels-last tensor with its reference kernel, slower than the smaller convolutions.
+    Resize's output size. Here the pieces are added one at a time (see :meth:`fuse_into`), each
+    resized by a constant integer factor (see :func:`_enlarge`). Each source's projection becomes
+    one 1x1 conv per target (its rows of the weight) instead of one conv and a Split: OpenVINO
+    runs a channel split of a channels-last tensor with its reference kernel, slower than the
+    smaller convolutions.
     """
 
     def __init__(self, link: CompositeLink) -> None:
@@ -94,16 +93,19 @@ class ExportLink(nn.Module):
 
     @staticmethod
     def fuse_into(x: torch.Tensor, pieces: Sequence[torch.Tensor]) -> torch.Tensor:
-        """``x + sum(resize(piece))`` with constant nearest-neighbour factors."""
-        out = x
-        for piece in pieces:
-            # int(): trace-time constants, not shape arithmetic in the graph.
-            factors = (int(x.shape[2]) // int(piece.shape[2]), int(x.shape[3]) // int(piece.shape[3]))
-            if factors != (1, 1):
-                piece = F.interpolate(piece, scale_factor=(float(factors[0]), float(factors[1])), mode="nearest")
-            out = out + piece
-        return out
+        """``x + sum(resize(piece))``, the pieces summed coarsest first at their own resolutions.
 
+        Nearest-neighbour resizes by integer factors compose (twice x2 is x4), so each partial
+        sum is enlarged only to the next finer piece's size: one resize per source level, each to
+        the resolution one level up, instead of every piece enlarged to ``x``'s size and added
+        there. At the finest target (four sources) that is one resize and one add at full size
+        where there were three of each; OpenVINO folds the other additions into the projections'
+        convolutions (exit 2 at 320 px: resize kernels 0.15 -> 0.10 ms).
+        """
+        total = pieces[-1]
+        for piece in reversed(pieces[:-1]):
+            total = piece + _enlarge(total, piece)
+        return x + _enlarge(total, x)
     def hook(self, features: Mapping[str, torch.Tensor]):
         """The backbone fuse hook, as :meth:`CompositeLink.hook` gives it."""
         pieces = self.project(features)
@@ -112,3 +114,13 @@ class ExportLink(nn.Module):
             return self.fuse_into(x, pieces[stage]) if stage in pieces else x
 
         return fuse
+
+
+def _enlarge(piece: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``piece`` resized by nearest neighbour to ``like``'s height and width: by a constant integer
+    factor (taken when traced, not computed by the graph; every stage halves its input, so the
+    factors hold for every input size the graphs accept)."""
+    factors = (int(like.shape[2]) // int(piece.shape[2]), int(like.shape[3]) // int(piece.shape[3]))
+    if factors == (1, 1):
+        return piece
+    return F.interpolate(piece, scale_factor=(float(factors[0]), float(factors[1])), mode="nearest")

@@ -47,8 +47,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
 # Bump when the graphs' layout or names change, so stale cache entries are not reused.
-EXPORT_VERSION = 4  # 2: the composite link exported through ExportLink; 3: ExportHead, split projections;
-# 4: predictions cell-major (see DetectHead)
+EXPORT_VERSION = 5  # 2: the composite link exported through ExportLink; 3: ExportHead, split projections;
+# 4: predictions cell-major (see DetectHead); 5: the link's pieces summed coarsest first (ExportLink.fuse_into)
 GRAPHS = ("stage1", "exit1", "exit2")
 FEATURE_PREFIX = "feat_"
 EXIT_OUTPUT = "predictions"
