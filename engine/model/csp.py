@@ -114,7 +114,7 @@ class PyramidPools(nn.Module):
     computed from the next smaller one: a ``k`` pool of a ``j`` pool is a ``j + k - 1`` pool
     (windows clipped at the border compose the same way), so sizes 5, 9 and 13 cost three 5x5
     pools instead of windows of 25, 81 and 169 pixels (OpenVINO: each exit's pooling kernels 0.07
-    -> 0.045 ms at 320 px, exit 1 2-3 % faster). Returns the pooled maps in ``kernels``' order.
+    -> 0.05 ms at 320 px, exit 1 2-3 % faster). Returns the pooled maps in ``kernels``' order.
     """
 
     def __init__(self, kernels: tuple[int, ...]) -> None:
