@@ -40,6 +40,7 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as opset
 import torch
+from openvino import _pyopenvino
 from openvino.preprocess import PrePostProcessor
 
 from engine.model.families import LoadedModel
@@ -65,6 +66,8 @@ class OpenVinoStage1State:
 
 #: How feature maps travel between the graphs when OpenVINO computes in bfloat16 (as raw bits).
 RAW_BF16 = np.uint16
+#: The compiled binding's synchronous run: ``(request, {name: Tensor}, share_outputs, decode_strings)``.
+_infer = _pyopenvino.InferRequest.infer
 
 
 class _StaticGraph:
@@ -146,13 +149,17 @@ class _StaticGraph:
     def _run(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], ov.InferRequest]:
         arrays = [feeds[name] for name in self.inputs]
         request = self.request(tuple((a.shape, a.dtype.name) for a in arrays))
-        # share_inputs: OpenVINO reads the arrays in place; outputs are copied out of the
-        # request's buffers, which the next run of this shape overwrites.
-        result = request.infer({name: ov.Tensor(a, a.shape, ov.Type.bf16) if a.dtype == RAW_BF16 else a
-                                for name, a in zip(self.inputs, arrays)}, share_inputs=True, share_outputs=False)
+        # The binding's own InferRequest.infer (its argument dispatch, result dictionary and copies)
+        # cost 0.08 ms a call more than this on a 2-core Xeon, 5 % of an exit. Here the tensors wrap
+        # the arrays (OpenVINO reads them in place), and the outputs are copied out of the
+        # request's buffers, which its next run overwrites.
+        _infer(request, {name: _tensor(a) for name, a in zip(self.inputs, arrays)}, True, False)
         raw = self.passed == ov.Type.bf16  # OpenVINO hands bfloat16 out typed float16: keep them plainly bits
-        return {name: result[name].view(RAW_BF16) if raw and is_passed_feature(name) else result[name]
-                for name in self.outputs}, request
+        outputs = {}
+        for name in self.outputs:
+            data = request.get_tensor(name).data
+            outputs[name] = np.array(data.view(RAW_BF16) if raw and is_passed_feature(name) else data)
+        return outputs, request
 
 
 class OpenVinoBackend:
@@ -298,6 +305,13 @@ def _read_uint8_images(model: ov.Model, name: str) -> None:
     for reader in list(original.output(0).get_target_inputs()):
         reader.replace_source_output(planar.output(0))
     model.replace_parameter(model.get_parameter_index(original), images)
+
+
+def _tensor(array: np.ndarray) -> ov.Tensor:
+    """An OpenVINO tensor over ``array``'s memory (raw bfloat16 bits typed as such)."""
+    if array.dtype == RAW_BF16:
+        return ov.Tensor(array, array.shape, ov.Type.bf16)
+    return ov.Tensor(np.ascontiguousarray(array), shared_memory=True)
 
 
 def _nchw(shape: tuple[int, ...]) -> tuple[int, ...]:
