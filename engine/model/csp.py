@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engine.model.blocks import ActLayer, ConvBNAct, NormLayer, batch_norm, silu
@@ -110,11 +111,15 @@ class MaxPoolDown(nn.Module):
 
 
 class PyramidPools(nn.Module):
-    """Max pools of several odd sizes over one input (stride 1, the input's size out), each
-    computed from the next smaller one: a ``k`` pool of a ``j`` pool is a ``j + k - 1`` pool
-    (windows clipped at the border compose the same way), so sizes 5, 9 and 13 cost three 5x5
-    pools instead of windows of 25, 81 and 169 pixels (OpenVINO: each exit's pooling kernels 0.07
-    -> 0.05 ms at 320 px, exit 1 2-3 % faster). Returns the pooled maps in ``kernels``' order.
+    """Max pools of several odd sizes over one input (stride 1, the input's size out).
+
+    Outside training each is computed from the next smaller one: a ``k`` pool of a ``j`` pool is
+    a ``j + k - 1`` pool (windows clipped at the border compose the same way), so sizes 5, 9 and
+    13 cost three 5x5 pools instead of windows of 25, 81 and 169 pixels (OpenVINO: each exit's
+    pooling kernels 0.07 -> 0.05 ms at 320 px, exit 1 2-3 % faster). Training keeps one pool
+    per size: the values are the same, but where a window holds equal maxima the chained pools
+    send the gradient to another of them, and training would no longer retrace earlier runs.
+    Returns the pooled maps in ``kernels``' order.
     """
 
     def __init__(self, kernels: tuple[int, ...]) -> None:
@@ -122,15 +127,16 @@ class PyramidPools(nn.Module):
         if any(k % 2 == 0 for k in kernels):
             raise ValueError(f"pyramid pool sizes must be odd, got {kernels}")
         self.kernels = tuple(kernels)
-        ascending = sorted(set(self.kernels))
-        steps = [b - a + 1 for a, b in zip([1, *ascending], ascending)]
+        self._ascending = sorted(set(self.kernels))
+        steps = [b - a + 1 for a, b in zip([1, *self._ascending], self._ascending)]
         self.steps = nn.ModuleList(nn.MaxPool2d(k, 1, k // 2) for k in steps)
-        self._ascending = ascending
 
     def __len__(self) -> int:
         return len(self.kernels)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.training:
+            return [F.max_pool2d(x, k, 1, k // 2) for k in self.kernels]
         pooled = {}
         for kernel, step in zip(self._ascending, self.steps):
             x = pooled[kernel] = step(x)
