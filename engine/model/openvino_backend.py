@@ -308,10 +308,14 @@ def _read_uint8_images(model: ov.Model, name: str) -> None:
 
 
 def _tensor(array: np.ndarray) -> ov.Tensor:
-    """An OpenVINO tensor over ``array``'s memory (raw bfloat16 bits typed as such)."""
+    """An OpenVINO tensor over ``array``'s memory (raw bfloat16 bits typed as such); over a
+    C-contiguous copy where the array is strided, or read-only (which OpenVINO refuses to share)."""
+    array = np.ascontiguousarray(array)
     if array.dtype == RAW_BF16:
         return ov.Tensor(array, array.shape, ov.Type.bf16)
-    return ov.Tensor(np.ascontiguousarray(array), shared_memory=True)
+    if not array.flags.writeable:
+        array = array.copy()
+    return ov.Tensor(array, shared_memory=True)
 
 
 def _nchw(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -69,6 +69,9 @@ def test_uint8_frames_run_like_their_float_batch(weights, batch):
         assert_predictions_close(run(state_u, np.array([1, 3])), run(state_f, np.array([1, 3])))
     with pytest.raises(ValueError, match="uint8"):
         backend.stage1(pixels[..., :2])
+    read_only = pixels.copy()
+    read_only.flags.writeable = False  # frames may come read-only (views of decoder buffers)
+    assert np.array_equal(backend.stage1(read_only)[1], scores_u)
 
 
 def test_uint8_frames_reach_the_first_layer_without_a_transpose(weights, batch):
