@@ -22,6 +22,8 @@ from enum import IntEnum
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from engine.model.box_kernels import iou_cost
+
 #: Noise of positions and of velocities, as a share of the box height per frame; the aspect
 #: ratio's noise is a constant instead. Per state (or measured) component: standard deviation
 #: = height x scale + floor.
@@ -317,14 +319,7 @@ def _iou_cost(a: np.ndarray, b: np.ndarray, float32: bool = True) -> np.ndarray:
         return np.empty((len(a), len(b)), np.float32)
     if float32:
         a, b = a.astype(np.float32), b.astype(np.float32)
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    w = np.minimum.outer(a[:, 2], b[:, 2]) - np.maximum.outer(a[:, 0], b[:, 0])
-    h = np.minimum.outer(a[:, 3], b[:, 3]) - np.maximum.outer(a[:, 1], b[:, 1])
-    inter = np.maximum(w, 0) * np.maximum(h, 0)
-    union = np.add.outer((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])) - inter
-    iou = np.zeros(inter.shape, np.float32)
-    np.divide(inter, union, out=iou, where=union > 0, casting="unsafe")
-    return 1 - iou
+    return iou_cost(np.ascontiguousarray(a, np.float64), np.ascontiguousarray(b, np.float64))
 
 
 def _assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:

@@ -137,3 +137,29 @@ def test_boxes_go_back_through_the_letterbox_clipped_to_the_image():
     np.testing.assert_allclose(back, [[20, 20, 220, 120], [0, 0, 640, 360]], atol=1e-4)
     assert back.dtype == np.float32 and back.flags.c_contiguous
     assert box.to_original(np.zeros((0, 4), np.float32)).shape == (0, 4)
+
+
+def test_iou_cost_kernel_is_numpys_arithmetic_bit_for_bit():
+    # The tracker's ids hang on exact ties between costs: the kernel must equal this NumPy
+    # formula (float64, the quotient rounded to float32) bit for bit, empty and degenerate boxes too.
+    from engine.model.box_kernels import iou_cost
+
+    def numpy_cost(a, b):
+        w = np.minimum.outer(a[:, 2], b[:, 2]) - np.maximum.outer(a[:, 0], b[:, 0])
+        h = np.minimum.outer(a[:, 3], b[:, 3]) - np.maximum.outer(a[:, 1], b[:, 1])
+        inter = np.maximum(w, 0) * np.maximum(h, 0)
+        area_a, area_b = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        union = np.add.outer(area_a, area_b) - inter
+        iou = np.zeros(inter.shape, np.float32)
+        np.divide(inter, union, out=iou, where=union > 0, casting="unsafe")
+        return 1 - iou
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        a = rng.uniform(0, 300, (rng.integers(0, 9), 4)).astype(np.float32).astype(np.float64)
+        b = rng.uniform(0, 300, (rng.integers(0, 9), 4)).astype(np.float32).astype(np.float64)
+        a[:, 2:] = a[:, :2] + rng.uniform(0, 80, (len(a), 2)) * rng.integers(0, 2, (len(a), 1))  # some zero-area
+        b[:, 2:] = b[:, :2] + rng.uniform(0, 80, (len(b), 2))
+        got, want = iou_cost(a, b), numpy_cost(a, b)
+        assert got.dtype == want.dtype == np.float32 and got.shape == want.shape
+        assert np.array_equal(got, want)
