@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -c 'from engine.model.box_kernels import compile_now; compile_now()'  # cached per machine
+	$(PY) -c 'from engine.model import box_kernels; from engine.tracking import kalman_kernels; box_kernels.compile_now(); kalman_kernels.compile_now()'  # cached per machine
 	touch $@
 
 setup: $(VENV)/.installed
