@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.tracking.kalman_kernels import predict_boxes, state_boxes
+from engine.tracking.kalman_kernels import correct, predict_boxes, state_boxes
 
 
 def numpy_boxes(means: np.ndarray) -> np.ndarray:
@@ -42,3 +42,25 @@ def test_predict_and_boxes_equal_numpy_bit_for_bit():
         assert np.array_equal(got, want)
         assert np.array_equal(mean, mean_np) and np.array_equal(cov, cov_np)  # in place, untouched rows kept
         assert np.array_equal(state_boxes(mean, rows), numpy_boxes(mean[rows]))
+
+
+def test_correct_equals_numpy_to_rounding():
+    rng = np.random.default_rng(8)
+    scale, floor = rng.uniform(0, 0.1, 4), rng.uniform(0, 1e-2, 4)
+    mean = rng.normal(100, 30, (5, 8))
+    mean[:, 3] = rng.uniform(20, 80, 5)  # heights
+    factors = rng.normal(0, 1, (5, 8, 8))
+    cov = factors @ factors.transpose(0, 2, 1) + np.eye(8)  # symmetric positive definite
+    rows = np.array([3, 0, 4], np.int64)
+    measured = mean[rows, :4] + rng.normal(0, 2, (3, 4))
+    # The batched NumPy form the kernel replaced.
+    means, covs = mean[rows], cov[rows]
+    s = covs[:, :4, :4] + np.stack([np.diag(d) for d in (means[:, 3:4] * scale) ** 2 + floor])
+    gain = np.linalg.solve(s, covs[:, :4, :]).transpose(0, 2, 1)
+    want_mean = means + np.einsum("nij,nj->ni", gain, measured - means[:, :4])
+    want_cov = covs - gain @ s @ gain.transpose(0, 2, 1)
+    untouched = mean[[1, 2]].copy(), cov[[1, 2]].copy()
+    correct(mean, cov, rows, measured, scale, floor)
+    np.testing.assert_allclose(mean[rows], want_mean, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(cov[rows], want_cov, rtol=1e-12, atol=1e-9)
+    assert np.array_equal(mean[[1, 2]], untouched[0]) and np.array_equal(cov[[1, 2]], untouched[1])
