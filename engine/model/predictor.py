@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from engine.detections import Detections
+from engine.model import box_kernels
 from engine.model.backends import StagedBackend
 from engine.model.exits import Route, plan_exits, run_exits
 from engine.model.postprocess import InputPacker, Letterbox, PreparedImage, prepare_image
@@ -47,6 +48,7 @@ class Predictor:
         self.score_scale = score_scale
         self.workers = workers
         self._local = threading.local()  # each calling thread's InputPacker
+        box_kernels.compile_now()  # now (or from Numba's cache), not in the middle of a first frame
 
     def prepare(self, image: np.ndarray) -> PreparedImage:
         """``image`` letterboxed to this predictor's input, for a later :meth:`predict` call.
