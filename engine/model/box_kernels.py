@@ -1,10 +1,11 @@
 """The per-frame box work, compiled (Numba): class-aware NMS of one image's dense predictions and
 its boxes taken back through the letterbox, right after the network; the tracker's IoU costs.
 
-The first two run on every frame right after the network, when the CPU's caches hold the network's data
-instead of NumPy's and OpenCV's code: there each library call costs 15-25 microseconds, and the
-NumPy/OpenCV path (score filter, class maxima, box conversion, ``cv2.dnn.NMSBoxesBatched``, the
-kept rows written out) took 0.40-0.60 ms of CPU per frame on the demo. Compiled into a single
+The first two run on every frame right after the network, when the CPU's caches hold the
+network's data instead of NumPy's and OpenCV's code: there each library call costs 15-25
+microseconds, and the NumPy/OpenCV path (score filter, class maxima, box conversion,
+``cv2.dnn.NMSBoxesBatched``, the kept rows written out) took 0.40-0.60 ms of CPU per frame on
+the demo. Compiled into a single
 loop over the rows it takes 0.08 ms (5.6x less, identical detections on 300 demo outputs), and
 it releases the GIL, so the engine's other worker and the tracker run Python meanwhile. Undoing
 the letterbox likewise takes 0.04 ms instead of 0.10 for its five NumPy calls.

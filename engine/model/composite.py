@@ -106,6 +106,7 @@ class ExportLink(nn.Module):
         for piece in reversed(pieces[:-1]):
             total = piece + _enlarge(total, piece)
         return x + _enlarge(total, x)
+
     def hook(self, features: Mapping[str, torch.Tensor]):
         """The backbone fuse hook, as :meth:`CompositeLink.hook` gives it."""
         pieces = self.project(features)
