@@ -25,8 +25,10 @@ from enum import IntEnum
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from engine.model import box_kernels
 from engine.model.box_kernels import iou_cost
-from engine.tracking.kalman_kernels import compile_now, correct, predict_boxes, state_boxes
+from engine.tracking import kalman_kernels
+from engine.tracking.kalman_kernels import correct, predict_boxes, state_boxes
 
 #: Noise of positions and of velocities, as a share of the box height per frame; the aspect
 #: ratio's noise is a constant instead. Per state (or measured) component: standard deviation
@@ -103,8 +105,8 @@ class ByteTrack:
         # Compiled (or loaded from Numba's cache) now, before frames flow: compiled on the first
         # frame instead, a fresh install's tracking thread sat compiling past the engine's wait
         # for it at the end of a short file, and that file's results were lost.
-        compile_now()
-        iou_cost(np.zeros((1, 4)), np.zeros((1, 4)))
+        box_kernels.compile_now()
+        kalman_kernels.compile_now()
 
     @property
     def live_ids(self) -> set[int]:
