@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # the predictor brings torch; torch-free importers only need 
 
 logger = logging.getLogger(__name__)
 #: The process's GIL switch interval while an engine runs (see SharedEngine.start).
-ENGINE_SWITCH_INTERVAL_S = 1e-4
+ENGINE_SWITCH_INTERVAL_S = 5e-4
 #: A capped live lane wants frames prepared from this many source intervals before its next slot.
 PREPARE_AHEAD_INTERVALS = 1.5
 #: Pacing: idle time that may be caught up by running frames back to back (see SharedEngine._take_due).
@@ -228,25 +228,49 @@ class _Taken:
 
 
 class _LaneCounters:
-    """Mutable per-lane figures, owned by the engine thread; published as :class:`EngineStats`."""
+    """Mutable per-lane figures, updated by whichever worker publishes the lane's results and read
+    as :class:`EngineStats` under the engine's lock.
 
-    def __init__(self, mode: str) -> None:
+    Readers (a progress bar, a metrics scrape, a panel) ask a few times a second while results
+    come hundreds of times a second: the stats are built when read, not per frame.
+    """
+
+    def __init__(self, mode: RoutingMode) -> None:
         self.latency = LatencyHistogram()
         self.recent: deque[float] = deque(maxlen=RECENT_FRAMES)
         self.engine_ms: deque[float] = deque(maxlen=120)
         self.done_times: deque[float] = deque(maxlen=60)
-        self.stats = EngineStats(mode=mode)
-        self.refreshed_at = -math.inf  # when the latency figures in ``stats`` were computed
+        self.processed = 0
+        self.second_exit = 0
+        self.skipped = 0
+        self.mode = mode
+        self.controller: ControllerState | None = None
+        self.last_score: float | None = None
+        self.last_threshold: float | None = None
+        self.ended: StreamEnd | None = None
+        self.latency_fields: dict[str, float] = {}
+        self.refreshed_at = -math.inf  # when ``latency_fields`` were computed
 
-    def latency_figures(self) -> dict[str, float]:
-        """The latency fields of :class:`EngineStats`, computed afresh."""
+    def refresh_latency(self) -> None:
+        """Compute the latency fields of :class:`EngineStats` afresh (by the lane's publisher: the
+        new fields replace the old in one assignment, so readers need not wait for it)."""
         self.refreshed_at = time.perf_counter()
         if not self.recent:
-            return {}
+            return
         recent = np.fromiter(self.recent, float, len(self.recent))
-        return {"p50_latency_ms": self.latency.percentile(50), "p95_latency_ms": self.latency.percentile(95),
-                "recent_latency_ms": float(recent.mean()), "recent_p95_latency_ms": float(np.percentile(recent, 95)),
-                "mean_engine_ms": float(np.mean(self.engine_ms))}
+        self.latency_fields = {
+            "p50_latency_ms": self.latency.percentile(50), "p95_latency_ms": self.latency.percentile(95),
+            "recent_latency_ms": float(recent.mean()), "recent_p95_latency_ms": float(np.percentile(recent, 95)),
+            "mean_engine_ms": float(np.mean(self.engine_ms))}
+
+    def stats(self) -> EngineStats:
+        times = self.done_times
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        return EngineStats(
+            frames_processed=self.processed, frames_second_exit=self.second_exit, frames_skipped=self.skipped,
+            processing_fps=fps, mean_latency_ms=self.latency.mean, mode=self.mode.describe(),
+            controller=self.controller, last_score=self.last_score, last_threshold=self.last_threshold,
+            ended=self.ended, **self.latency_fields)
 
 
 class SharedEngine(Worker):
@@ -286,7 +310,7 @@ class SharedEngine(Worker):
         # Taking frames, routing them and publishing them in order; always taken before _lock.
         self._schedule = threading.Condition()
         self._pending_mode: RoutingMode | None = None
-        self._counters = {lane.name: _LaneCounters(allocator.mode.describe()) for lane in lanes}
+        self._counters = {lane.name: _LaneCounters(allocator.mode) for lane in lanes}
         self._timing_reset = False
         self._last_done: float | None = None
         self._next_start = 0.0  # pacing: the earliest time the next frame may start
@@ -299,10 +323,13 @@ class SharedEngine(Worker):
         super().__init__("engine")
 
     def start(self) -> None:
-        # The engine thread drops the GIL on every C call (resize, the runtime's run, NMS) and must win it
-        # back from the capture, tracking and recording threads. At Python's default 5 ms switch interval it
-        # waits behind them for milliseconds per frame; at 0.1 ms the all-frames demo ran 1.11x faster, with
-        # the time outside the network falling from 37% to 26% of the engine's per-frame time.
+        # The engine's workers drop the GIL on every C call (the runtime's run, NMS, copies) and must win
+        # it back from the capture, tracking and recording threads. At Python's default 5 ms switch
+        # interval a worker waited behind them for milliseconds per frame (at 0.1 ms the all-frames demo
+        # ran 1.11x faster, one worker then). With two workers, 0.1 ms forced a switch whenever two
+        # threads wanted Python at once, every switch a context switch: 0.5 ms kept the same frame rate
+        # (demo 1.0x at exit 1, 1.07x at exit 2; 4 cameras 1.0x) with the workers' time in the network
+        # up from 0.87 to 0.90 of the whole (2-core Xeon, OpenVINO, tracking on).
         if sys.getswitchinterval() > ENGINE_SWITCH_INTERVAL_S:
             sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_S)
         if self._tracking is not None:
@@ -311,7 +338,7 @@ class SharedEngine(Worker):
 
     def lane_stats(self, name: str) -> EngineStats:
         with self._lock:
-            return self._counters[name].stats
+            return self._counters[name].stats()
 
     @property
     def controller(self) -> ControllerState | None:
@@ -418,8 +445,9 @@ class SharedEngine(Worker):
             self.allocator.set_mode(mode)
         if reset:
             self._last_done = None
-            for counters in self._counters.values():
-                counters.done_times.clear()
+            with self._lock:
+                for counters in self._counters.values():
+                    counters.done_times.clear()
         taken = []
         for lane in due:
             frame, lane.pending = lane.pending, None
@@ -542,9 +570,9 @@ class SharedEngine(Worker):
     def _mark_closed(self, lane: Lane, end: StreamEnd) -> None:
         lane.closed = True
         counters = self._counters[lane.name]
-        latency = counters.latency_figures()  # the final figures cover every frame
+        counters.refresh_latency()  # the final figures cover every frame
         with self._lock:
-            counters.stats = replace(counters.stats, ended=end, **latency)
+            counters.ended = end
 
     def _close_outputs(self, lane: Lane, end: StreamEnd) -> None:
         if lane.tracking is not None:
@@ -556,35 +584,25 @@ class SharedEngine(Worker):
     def _count_skipped(self, name: str, skipped: int) -> None:
         counters = self._counters[name]
         with self._lock:
-            counters.stats = replace(counters.stats, frames_skipped=counters.stats.frames_skipped + skipped)
+            counters.skipped += skipped
 
     def _record(self, name: str, det, latency_ms: float, engine_ms: float,
                 controller: ControllerState | None) -> None:
         counters = self._counters[name]
-        counters.latency.add(latency_ms)
-        counters.recent.append(latency_ms)
-        counters.engine_ms.append(engine_ms)
-        counters.done_times.append(time.perf_counter())
-        times = counters.done_times
-        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
-        s = counters.stats
-        processed = s.frames_processed + 1
+        with self._lock:
+            counters.latency.add(latency_ms)
+            counters.recent.append(latency_ms)
+            counters.engine_ms.append(engine_ms)
+            counters.done_times.append(time.perf_counter())
+            counters.processed += 1
+            counters.second_exit += det.exit == 2
+            counters.mode = self.allocator.mode
+            counters.last_score, counters.last_threshold = det.shown_score, det.shown_threshold
+            if controller is not None:
+                counters.controller = self._controller = controller
         # Percentiles over hundreds of values cost about half of this method's CPU (0.15 ms a frame on
         # a worker in the demo pipeline, caches cold after the network); four times a second is as
-        # fresh as any reader (a progress bar, a metrics scrape, a panel at 4 Hz) needs.
-        if processed <= STATS_EVERY or times[-1] - counters.refreshed_at >= STATS_REFRESH_S:
-            latency = counters.latency_figures()
-        else:
-            latency = {"p50_latency_ms": s.p50_latency_ms, "p95_latency_ms": s.p95_latency_ms,
-                       "recent_latency_ms": s.recent_latency_ms, "recent_p95_latency_ms": s.recent_p95_latency_ms,
-                       "mean_engine_ms": s.mean_engine_ms}
-        with self._lock:
-            counters.stats = EngineStats(
-                frames_processed=processed, frames_second_exit=s.frames_second_exit + (det.exit == 2),
-                frames_skipped=counters.stats.frames_skipped, processing_fps=fps,
-                mean_latency_ms=counters.latency.mean, mode=self.allocator.mode.describe(),
-                controller=controller or s.controller, last_score=det.shown_score,
-                last_threshold=det.shown_threshold, ended=counters.stats.ended, **latency,
-            )
-            if controller is not None:
-                self._controller = controller
+        # fresh as any reader (a progress bar, a metrics scrape, a panel at 4 Hz) needs. Outside the
+        # lock: only this lane's publisher changes its figures.
+        if counters.processed <= STATS_EVERY or counters.done_times[-1] - counters.refreshed_at >= STATS_REFRESH_S:
+            counters.refresh_latency()
