@@ -5,10 +5,14 @@ The first two run on every frame right after the network, when the CPU's caches 
 network's data instead of NumPy's and OpenCV's code: there each library call costs 15-25
 microseconds, and the NumPy/OpenCV path (score filter, class maxima, box conversion,
 ``cv2.dnn.NMSBoxesBatched``, the kept rows written out) took 0.40-0.60 ms of CPU per frame on
-the demo. Compiled into a single
-loop over the rows it takes 0.08 ms (5.6x less, identical detections on 300 demo outputs), and
-it releases the GIL, so the engine's other worker and the tracker run Python meanwhile. Undoing
-the letterbox likewise takes 0.04 ms instead of 0.10 for its five NumPy calls.
+the demo. Compiled into a single loop over the rows it takes 0.08 ms (5.6x less, identical
+detections on 300 demo outputs). Undoing the letterbox likewise takes 0.04 ms instead of 0.10
+for its five NumPy calls.
+
+Both keep the GIL: a worker that dropped it for these few dozen microseconds waited up to the
+engine's switch interval to win it back from the tracking and capture threads. Held, the
+post-processing share of the engine's time fell from 2.6 % to 1.4 % and the workers' time in
+the network rose from 0.903 to 0.908 of the whole (demo, 2 workers, 12 interleaved runs).
 
 The compiled code is cached beside this module (Numba's ``cache=True``), so only the first start
 on a machine compiles it (a few seconds; ``make setup`` does it: :func:`compile_now`).
@@ -20,7 +24,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True)
 def nms_rows(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_detections: int,
              max_candidates: int) -> np.ndarray:
     """``[A, 5 + C]`` float32 rows (cx, cy, w, h, objectness, class probabilities) -> ``[K, 6]``
@@ -89,7 +93,7 @@ def nms_rows(pred: np.ndarray, conf_threshold: float, iou_threshold: float, max_
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True)
 def boxes_to_original(boxes: np.ndarray, pad_x: float, pad_y: float, inverse_scale: float, width: float,
                       height: float) -> np.ndarray:
     """``[K, 4]`` xyxy boxes in network-input pixels -> a new float32 array in original pixels
