@@ -74,6 +74,19 @@ def test_uint8_frames_run_like_their_float_batch(weights, batch):
     assert np.array_equal(backend.stage1(read_only)[1], scores_u)
 
 
+def test_a_held_stage1_state_outlives_the_next_stage1_run(weights, batch):
+    # The exits read stage 1's feature maps in its request's buffers; a later stage-1 run on the
+    # same shape overwrites them, so it must first copy out those of any state still held.
+    backend = ov_backend.OpenVinoBackend.from_model(load_model(weights), weights, threads=1, precision="bf16")
+    first, second = batch[:2], batch[2:]
+    fresh = [backend.exit2(backend.stage1(images)[0]) for images in (first, second)]
+    held, _ = backend.stage1(first)
+    later, _ = backend.stage1(second)
+    assert np.array_equal(backend.exit2(held), fresh[0]) and np.array_equal(backend.exit2(later), fresh[1])
+    assert_predictions_close(backend.exit1(held, np.array([1])), backend.exit1(backend.stage1(first)[0])[1:])
+    assert np.array_equal(backend.exit2(later), fresh[1])
+
+
 def test_uint8_frames_reach_the_first_layer_without_a_transpose(weights, batch):
     # The conversion runs in the frames' own channels-last layout; a transpose of the pixels
     # (what OpenVINO's preprocessing compiled to) plus a reorder back cost 7 % of exit 2's time.
