@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     # Random weights (--config) find nothing worth timing on the demo unless asked.
     demo_frames = args.demo_frames if args.demo_frames is not None else (None if weights is not None else 0)
     if demo_frames != 0:
-        report["pipeline"] = {name: _pipeline_rates(model, backend, demo_frames)
+        report["pipeline"] = {name: _pipeline_rates(loaded, backend, demo_frames)
                               for name, backend in backends.items()}
         report["pipeline_workers"] = _pipeline_with_workers(loaded, graphs, args.threads, weights, demo_frames)
     print(json.dumps(report))
@@ -312,17 +312,22 @@ def _pipeline_with_workers(loaded: Any, graphs: dict[str, Any], threads: int | N
         workers = staged.default_workers(loaded, name)
         if workers > 1:
             backend = staged.open_graph_backend(name, loaded, staged.worker_threads(workers, threads), weights)
-            rows[name] = {"workers": workers, **_pipeline_rates(loaded.model, backend, frames, workers)}
+            rows[name] = {"workers": workers, **_pipeline_rates(loaded, backend, frames, workers)}
     return rows
 
 
-def _pipeline_rates(model: Any, backend: Any, frames: int | None, workers: int = 1) -> dict[str, Any]:
+def _pipeline_rates(loaded: Any, backend: Any, frames: int | None, workers: int = 1) -> dict[str, Any]:
     """The streaming pipeline on the demo clip (not real time) at each exit: its frame rate, the
     rate stage 1 + that exit allow (their times inside the pipeline; ``workers`` calls at once),
-    and the share of the engine's per-frame time spent outside the network."""
+    and the share of the engine's per-frame time spent outside the network. The predictor is
+    made as ``run`` makes it (its readable score scale included)."""
     from engine.model.predictor import Predictor  # brings torch
+    from engine.model.score_scale import readable_calibration
 
-    predictor = Predictor(backend, model.class_names, model.input_size, stride=model.stride, workers=workers)
+    model = loaded.model
+    scale, _ = readable_calibration(loaded.calibration)
+    predictor = Predictor(backend, model.class_names, model.input_size, stride=model.stride, score_scale=scale,
+                          workers=workers)
     rows = {f"exit{e}": _run_demo(predictor, route, str(DEFAULT_VIDEO), frames, workers)
             for e, route in ((1, "first"), (2, "second"))}
     first, second = rows["exit1"], rows["exit2"]

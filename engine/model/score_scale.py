@@ -24,6 +24,10 @@ from engine.model.calibration import Calibration
 
 #: Raw scores are clipped this far inside (0, 1) before taking the logit (float32 saturates).
 EPS = 1e-12
+#: Inputs up to this size are mapped in plain floats (see ScoreScale.apply).
+SMALL = 16
+#: math.exp overflows above this; the readable score there is 0.
+MAX_EXP = 700.0
 #: logit(0.9): where the calibration's 90th percentile should land.
 LOGIT_90 = math.log(9.0)
 
@@ -46,7 +50,18 @@ class ScoreScale:
 
     def apply(self, raw: np.ndarray | float) -> np.ndarray:
         """Readable scores of raw router scores (any shape)."""
-        return 1.0 / (1.0 + np.exp(-(logit(raw) - self.center) / self.width))
+        raw = np.asarray(raw, np.float64)
+        if raw.size > SMALL:
+            return 1.0 / (1.0 + np.exp(-(logit(raw) - self.center) / self.width))
+        # A frame's batch, right after stage 1, where each of the eight NumPy calls above costs
+        # 10-25 microseconds with the CPU's caches taken by the network (0.09 ms a frame): floats.
+        readable = np.array([self._readable(p) for p in raw.ravel().tolist()], np.float64).reshape(raw.shape)
+        return readable if raw.ndim else readable[()]
+
+    def _readable(self, p: float) -> float:
+        p = min(max(p, EPS), 1 - EPS)
+        z = -(math.log(p) - math.log1p(-p) - self.center) / self.width
+        return 0.0 if z > MAX_EXP else 1.0 / (1.0 + math.exp(z))
 
     @classmethod
     def from_quantiles(cls, fractions: Sequence[float], thresholds: Sequence[float]) -> ScoreScale:

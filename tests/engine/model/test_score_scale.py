@@ -38,6 +38,18 @@ def test_identity_and_bad_scales():
     assert readable_calibration(None) == (ScoreScale(), None)
 
 
+def test_a_frames_batch_maps_like_a_large_array():
+    # A frame's few scores are mapped in plain floats, a large array with NumPy: the same numbers.
+    scale = ScoreScale(-7.6, 4.7)
+    raw = np.concatenate([saturated_scores(64), [0.0, 1.0, 1e-15, 0.5]])
+    whole = scale.apply(raw)
+    assert len(raw) > 16 and whole.shape == raw.shape
+    pieces = np.concatenate([scale.apply(raw[i:i + 4]) for i in range(0, len(raw), 4)])
+    assert np.abs(pieces - whole).max() < 1e-12
+    assert scale.apply(np.float32(0.25)).shape == () and scale.apply(raw[:3].reshape(3, 1)).shape == (3, 1)
+    assert ScoreScale(0.0, 1e-10).apply(np.array([0.1, 0.9])).tolist() == [0.0, 1.0]
+
+
 @pytest.mark.timeout(180)
 def test_the_demo_under_the_controller_spreads_its_scores(tmp_path, capsys):
     """Events of the bundled model on the demo: the middle 80 % of scores span at least 0.3."""
