@@ -43,8 +43,10 @@ class StagedBackend(Protocol):
 
     def exit2(self, state: Any, index: np.ndarray | None = None) -> torch.Tensor | np.ndarray: ...
 
+    # Per image, [K, 6] detections (x1, y1, x2, y2, score, class id): tensors from PyTorch, arrays
+    # from the graph runtimes.
     def postprocess(self, outputs: Any, conf_threshold: float, iou_threshold: float,
-                    max_detections: int) -> list[torch.Tensor]: ...
+                    max_detections: int) -> list[torch.Tensor] | list[np.ndarray]: ...
 
 
 class TorchBackend:

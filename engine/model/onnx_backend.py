@@ -20,7 +20,7 @@ import torch
 
 from engine.model.families import LoadedModel
 from engine.model.onnx_export import EXIT_OUTPUT, GRAPHS, StagedGraphs, export_staged
-from engine.model.postprocess import nms
+from engine.model.postprocess import nms_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +121,9 @@ class OnnxBackend:
 
     @staticmethod
     def postprocess(outputs: np.ndarray, conf_threshold: float, iou_threshold: float,
-                    max_detections: int) -> list[torch.Tensor]:
+                    max_detections: int) -> list[np.ndarray]:
         """The exported graphs give YOLO-family dense predictions: NMS makes them detections."""
-        return nms(outputs, conf_threshold, iou_threshold, max_detections)
+        return nms_arrays(outputs, conf_threshold, iou_threshold, max_detections)
 
     def _exit(self, graph: str, state: OnnxStage1State, index: np.ndarray | None) -> np.ndarray:
         feeds = state.values

@@ -48,7 +48,7 @@ from openvino.preprocess import PrePostProcessor
 from engine.model.families import LoadedModel
 from engine.model.onnx_backend import default_threads
 from engine.model.onnx_export import EXIT_OUTPUT, FEATURE_PREFIX, GRAPHS, StagedGraphs, export_staged, scratch_dir
-from engine.model.postprocess import nms
+from engine.model.postprocess import nms_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -331,9 +331,9 @@ class OpenVinoBackend:
 
     @staticmethod
     def postprocess(outputs: np.ndarray, conf_threshold: float, iou_threshold: float,
-                    max_detections: int) -> list[torch.Tensor]:
+                    max_detections: int) -> list[np.ndarray]:
         """The exported graphs give YOLO-family dense predictions: NMS makes them detections."""
-        return nms(outputs, conf_threshold, iou_threshold, max_detections)
+        return nms_arrays(outputs, conf_threshold, iou_threshold, max_detections)
 
     def kernel_ms(self, images: np.ndarray, runs: int = 20, warmup: int = 5) -> dict[str, Counter[str]]:
         """Per graph, mean kernel milliseconds per kind of operation on ``images`` (a batch as

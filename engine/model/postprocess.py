@@ -212,9 +212,6 @@ def nms(predictions: torch.Tensor | np.ndarray, conf_threshold: float = 0.25, io
         max_detections: int = 300, max_candidates: int = 10_000) -> list[torch.Tensor]:
     """Class-aware NMS per image (see :func:`~engine.model.box_kernels.nms_rows` for the rule).
 
-    No PyTorch operator runs on a whole prediction tensor (its thread pool would wake and compete
-    with the inference runtime's threads): each image's rows go to one compiled call.
-
     Args:
         predictions: ``[N, A, 5 + C]`` decoded (cx, cy, w, h, objectness, class probabilities).
 
@@ -222,8 +219,21 @@ def nms(predictions: torch.Tensor | np.ndarray, conf_threshold: float = 0.25, io
         One ``[K, 6]`` float32 tensor per image: x1, y1, x2, y2, score, class id (score = obj x
         class prob), highest score first.
     """
+    return [torch.from_numpy(rows) for rows in nms_arrays(predictions, conf_threshold, iou_threshold,
+                                                           max_detections, max_candidates)]
+
+
+def nms_arrays(predictions: torch.Tensor | np.ndarray, conf_threshold: float = 0.25, iou_threshold: float = 0.45,
+               max_detections: int = 300, max_candidates: int = 10_000) -> list[np.ndarray]:
+    """:func:`nms` with arrays out: what the graph runtimes hand the predictor.
+
+    No PyTorch operator runs on a whole prediction tensor (its thread pool would wake and compete
+    with the inference runtime's threads): each image's rows go to one compiled call. Nor does a
+    tensor wrap the result: freeing one drops the GIL and takes it back, which cost a worker
+    0.19 ms a frame in the demo pipeline while the tracker and the capture threads held it.
+    """
     if isinstance(predictions, torch.Tensor):
         predictions = predictions.detach().cpu().numpy()
-    return [torch.from_numpy(nms_rows(np.ascontiguousarray(pred, np.float32), conf_threshold, iou_threshold,
-                                      max_detections, max_candidates))
+    return [nms_rows(np.ascontiguousarray(pred, np.float32), conf_threshold, iou_threshold, max_detections,
+                     max_candidates)
             for pred in predictions]

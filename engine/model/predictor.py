@@ -124,7 +124,7 @@ class Predictor:
                 "preprocess": (t1 - t0) * 1000, "stage1": (t2 - t1) * 1000,
                 f"exit{exit_id}": timings[f"exit{exit_id}"], "nms": timings["nms"], "total": (t4 - t0) * 1000,
             }
-            det = det.numpy()
+            det = det.numpy() if isinstance(det, torch.Tensor) else det
             results.append(Detections(
                 boxes=box.to_original(det[:, :4]), scores=det[:, 4].astype(np.float32),
                 class_ids=det[:, 5].astype(np.int64), class_names=self.class_names,
@@ -132,7 +132,8 @@ class Predictor:
             ))
         return results
 
-    def _run_exit(self, state: Any, exit_id: int, index: np.ndarray, timings: dict[str, float]) -> list[torch.Tensor]:
+    def _run_exit(self, state: Any, exit_id: int, index: np.ndarray, timings: dict[str, float]
+                  ) -> list[torch.Tensor] | list[np.ndarray]:
         """Exit ``exit_id`` and post-processing for the samples at ``index``; adds their ms to ``timings``."""
         start = time.perf_counter()
         run = self.backend.exit1 if exit_id == 1 else self.backend.exit2

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from engine.model.postprocess import InputPacker, letterbox, letterbox_shape, nms, prepare_image, to_tensor
+from engine.model.postprocess import InputPacker, letterbox, letterbox_shape, nms, nms_arrays, prepare_image, to_tensor
 
 
 def _reference_pack(images, imgsz, stride=32):
@@ -108,6 +108,9 @@ def test_nms_equals_batched_nms_over_all_anchors(conf):
         assert mine.dtype == torch.float32 and mine.shape == expected.shape
         torch.testing.assert_close(mine, expected, atol=1e-4, rtol=0)
     assert nms(predictions.numpy(), conf, 0.45, 100)[0].shape == ours[0].shape  # arrays too
+    # The graph runtimes' path: the same rows as arrays (a tensor to free per frame cost a GIL round trip).
+    for rows, mine in zip(nms_arrays(predictions.numpy(), conf, 0.45, 100), ours):
+        assert isinstance(rows, np.ndarray) and np.array_equal(rows, mine.numpy())
 
 
 def test_nms_of_an_image_without_candidates_is_empty():
