@@ -45,7 +45,8 @@ def run_validation(model: Cascade, batches: Iterable, max_images: int | None = N
     for images, targets, *_ in batches:
         s1 = model.stage1(images)
         for out, preds in ((first, model.exit1(s1)), (second, model.exit2(s1))):
-            out += [d.numpy() for d in model.postprocess(preds, conf_threshold, iou_threshold, 300)]
+            # Per image: a tensor from PyTorch, an array from the graph runtimes.
+            out += [np.asarray(d) for d in model.postprocess(preds, conf_threshold, iou_threshold, 300)]
         scores += s1.scores.tolist()
         for i in range(len(images)):
             classes, boxes = image_boxes(targets, i)

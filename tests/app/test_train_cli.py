@@ -67,6 +67,11 @@ def test_train_calibrate_eval(synth_data, tmp_path):
     assert all({"map", "map50", "ms_per_image", "threshold"} <= set(r) for r in report["router"])
     assert report["difficulty_correlation"] is None or -1 <= report["difficulty_correlation"] <= 1
     assert plot.stat().st_size > 10_000
+    # The graph runtimes' path (its NMS hands out arrays, not tensors) scores the same images.
+    result = cli("eval", "--weights", str(calibrated), "--data", str(synth_data), "--plot", str(plot),
+                 "--max-images", "8", "--backend", "onnxruntime")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["exit1"]["map"] == pytest.approx(report["exit1"]["map"], abs=0.02)
 
 
 def test_resume_continues_from_the_last_epoch(synth_data, tmp_path):
