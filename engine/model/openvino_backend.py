@@ -358,12 +358,12 @@ class OpenVinoBackend:
         return None if compiled is None else _type_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
 
     def _exit(self, graph: str, state: OpenVinoStage1State, index: np.ndarray | None) -> np.ndarray:
-        run = self._graphs[graph]
+        static = self._graphs[graph]
         if index is None or (len(index) == state.batch and np.array_equal(index, np.arange(state.batch))):
-            return run.run_shared(*state.feeds(run.inputs)).detach()[EXIT_OUTPUT]
+            return static.run_shared(*state.feeds(static.inputs)).detach()[EXIT_OUTPUT]
         rows = np.asarray(index, dtype=np.int64)
         values = state.values
-        return run.run({name: values[name][rows] for name in run.inputs})[EXIT_OUTPUT]  # gathers a copy
+        return static.run({name: values[name][rows] for name in static.inputs})[EXIT_OUTPUT]  # gathers a copy
 
 
 def is_passed_feature(name: str) -> bool:

@@ -323,7 +323,7 @@ class SharedEngine(Worker):
         super().__init__("engine")
 
     def start(self) -> None:
-        # The engine's workers drop the GIL on every C call (the runtime's run, NMS, copies) and must win
+        # The engine's workers drop the GIL in the runtime's run (and copies) and must win
         # it back from the capture, tracking and recording threads. At Python's default 5 ms switch
         # interval a worker waited behind them for milliseconds per frame (at 0.1 ms the all-frames demo
         # ran 1.11x faster, one worker then). With two workers, 0.1 ms forced a switch whenever two
