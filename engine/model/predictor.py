@@ -124,7 +124,7 @@ class Predictor:
                 "preprocess": (t1 - t0) * 1000, "stage1": (t2 - t1) * 1000,
                 f"exit{exit_id}": timings[f"exit{exit_id}"], "nms": timings["nms"], "total": (t4 - t0) * 1000,
             }
-            det = det.numpy() if isinstance(det, torch.Tensor) else det
+            det = np.asarray(det)  # a tensor from PyTorch, an array from the graph runtimes
             results.append(Detections(
                 boxes=box.to_original(det[:, :4]), scores=det[:, 4].astype(np.float32),
                 class_ids=det[:, 5].astype(np.int64), class_names=self.class_names,
